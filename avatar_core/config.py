@@ -1,0 +1,409 @@
+"""The one typed configuration: pydantic models for every section of params.yaml.
+
+params.yaml holds the values; this module holds what each value means (every field has a
+description), its bounds, and the cross-field checks. `load_config(path, overrides)` returns an
+`AvatarConfig`; any problem is reported as one `ConfigError` whose lines name the dotted key path,
+e.g. `rl.s2.buffer.tiers.hard: ...`.
+
+Defaults follow the paper and the authors' released code where they state a value (lambda_TAS 0.3,
+alpha 1.0, beta 0.1, eps 0.2, G 8, window 20, buffer 10,000 in 25/35/40 tiers); params.yaml
+overrides them with the miniature values of the embedded default.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+OBJECTIVE_NAMES = ("grpo", "avatar")
+LOSS_TYPES = ("grpo", "bnpo", "dapo", "dr_grpo")
+REWARD_NAMES = ("format", "accuracy", "self", "judge")
+STAGES = ("s1", "s2", "s3")
+
+
+class ConfigError(ValueError):
+    """A params file that cannot be used; the message names the key path of each problem."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _known(kind: str, name: str, valid: tuple[str, ...]) -> str:
+    if name not in valid:
+        raise ValueError(f"unknown {kind} {name!r}; valid names: {', '.join(valid)}")
+    return name
+
+
+# --------------------------------------------------------------------------- paths, data, model
+
+
+class PathsConfig(Section):
+    data_dir: str = Field("data/synthetic", description="Folder of the ingested data set (Arrow splits + media).")
+    hints_dir: str = Field("data/hints", description="Folder of the hint cache (one JSON line per prompt id).")
+    model_dir: str = Field("checkpoints/base", description="Folder the base model is built or copied into.")
+    sft_dir: str = Field("checkpoints/sft", description="Folder of the cold-start SFT checkpoint.")
+    rl_dir: str = Field("checkpoints/rl", description="Parent folder of the RL stage checkpoints (one subfolder per stage).")
+    eval_dir: str = Field("results/eval", description="Folder of evaluation results (JSON, Markdown, PNG).")
+    metrics_dir: str = Field("results/metrics", description="Folder of DVC metrics and plots files per stage.")
+
+
+class SyntheticConfig(Section):
+    n_train: int = Field(240, gt=0, description="Training samples to generate (spread over the task families).")
+    n_val: int = Field(48, ge=0, description="Validation samples.")
+    n_test: int = Field(96, gt=0, description="Held-out test samples.")
+    tasks: list[str] = Field(
+        default_factory=lambda: ["count_flashes", "av_match", "count_beeps", "localise"],
+        description="Task families to generate; each belongs to one curriculum stage.",
+    )
+    frame_size: int = Field(56, ge=28, le=448, description="Width and height of the generated video in pixels (multiple of 28).")
+    fps: int = Field(8, gt=0, le=60, description="Frame rate of the generated video.")
+    duration_s: float = Field(2.0, gt=0, le=30, description="Clip length in seconds.")
+    sample_rate: int = Field(16000, gt=0, description="Audio sample rate written into the clips.")
+    hard_fraction: float = Field(0.4, ge=0, le=1, description="Share of samples drawn from the hard difficulty level.")
+
+    @field_validator("frame_size")
+    @classmethod
+    def _multiple_of_28(cls, v: int) -> int:
+        if v % 28:
+            raise ValueError(f"must be a multiple of 28 (the Qwen2-VL patch x merge size), got {v}")
+        return v
+
+
+class MediaConfig(Section):
+    n_frames: int = Field(4, gt=0, le=256, description="Frames sampled uniformly from each clip (paper: 16).")
+    max_pixels: int = Field(56 * 56, gt=0, description="Pixel budget per frame; frames are resized to fit, multiple of 28.")
+    sample_rate: int = Field(16000, gt=0, description="Audio is decoded to mono float32 at this rate.")
+    backend: Literal["decord", "pyav"] = Field("decord", description="Video decoder; pyav is the fallback.")
+    allow_missing_audio: bool = Field(True, description="A clip without audio gets silence and a flag instead of an error.")
+    max_duration_s: float = Field(600.0, gt=0, description="Clips longer than this are rejected.")
+    max_resolution: int = Field(8192, gt=0, description="Clips wider or taller than this are rejected as absurd.")
+
+
+class DataConfig(Section):
+    source: Literal["synthetic", "jsonl", "hf_dataset"] = Field(
+        "synthetic", description="synthetic: run the built-in generator; jsonl/hf_dataset: ingest `path`."
+    )
+    path: str | None = Field(None, description="Annotation file or data set folder for source jsonl/hf_dataset.")
+    media_root: str | None = Field(None, description="Folder media paths resolve in; paths escaping it are rejected.")
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig, description="Generator settings.")
+    media: MediaConfig = Field(default_factory=MediaConfig, description="Decoding settings shared by all stages.")
+    num_workers: int = Field(2, ge=0, description="Decoding worker processes (0: in the main process).")
+
+    @model_validator(mode="after")
+    def _path_for_files(self) -> DataConfig:
+        if self.source != "synthetic" and not self.path:
+            raise ValueError(f"data.path is required when data.source is {self.source!r}")
+        return self
+
+
+class TinyModelConfig(Section):
+    hidden_size: int = Field(64, gt=0, description="Text hidden size of the tiny thinker.")
+    num_layers: int = Field(2, gt=0, description="Text decoder layers.")
+    num_heads: int = Field(4, gt=0, description="Attention heads.")
+    num_kv_heads: int = Field(2, gt=0, description="Key/value heads (grouped-query attention).")
+    vision_dim: int = Field(32, gt=0, description="Vision encoder width.")
+    vision_depth: int = Field(2, gt=0, description="Vision encoder blocks.")
+    audio_dim: int = Field(32, gt=0, description="Audio encoder width.")
+    audio_layers: int = Field(2, gt=0, description="Audio encoder layers.")
+    vocab_size: int = Field(1024, ge=300, description="BPE vocabulary trained on the synthetic corpus.")
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> TinyModelConfig:
+        if self.hidden_size % self.num_heads or self.num_heads % self.num_kv_heads:
+            raise ValueError("hidden_size must be divisible by num_heads, and num_heads by num_kv_heads")
+        return self
+
+
+class LoraConfig(Section):
+    enabled: bool = Field(False, description="Train LoRA adapters (PEFT) instead of all weights.")
+    r: int = Field(8, gt=0, description="LoRA rank (authors: 8).")
+    alpha: int = Field(32, gt=0, description="LoRA alpha (authors: 32).")
+    dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
+    target_modules: str | list[str] = Field("all-linear", description="Modules to adapt; 'all-linear' as in the authors' code.")
+
+
+class ModelConfig(Section):
+    name_or_path: str = Field("tiny", description="'tiny' builds the embedded default; else a hub name or local folder.")
+    kind: Literal["auto", "qwen2_5_omni", "qwen2_5_vl", "causal_lm"] = Field(
+        "auto", description="Model family; auto reads it from the checkpoint config."
+    )
+    dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Parameter dtype.")
+    trust_remote_code: bool = Field(False, description="Allow checkpoints that need remote code (e.g. Ola-7B).")
+    tiny: TinyModelConfig = Field(default_factory=TinyModelConfig, description="Shape of the embedded tiny model.")
+    lora: LoraConfig = Field(default_factory=LoraConfig, description="Optional LoRA adapters.")
+
+
+class HintsConfig(Section):
+    teacher: str = Field("synthetic", description="'synthetic': the generator's own hints; else a transformers model name.")
+    max_new_tokens: int = Field(64, gt=0, description="Length budget of a generated hint.")
+    batch_size: int = Field(4, gt=0, description="Prompts per teacher generation batch.")
+    prompt: str = Field(
+        "Give one short hint on how to approach this question without revealing the answer.",
+        description="Instruction given to the teacher model.",
+    )
+
+
+class OptimConfig(Section):
+    lr: float = Field(5e-7, gt=0, description="Peak learning rate (authors: 5e-7 for 7B models).")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
+    warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
+    schedule: Literal["constant", "cosine", "linear"] = Field("constant", description="Schedule after warm-up.")
+
+
+class SFTConfig(Section):
+    epochs: int = Field(2, gt=0, description="Passes over the training traces.")
+    max_steps: int | None = Field(None, gt=0, description="Stop after this many optimiser steps (None: epochs).")
+    batch_size: int = Field(4, gt=0, description="Samples per micro-batch.")
+    grad_accum: int = Field(1, gt=0, description="Micro-batches per optimiser step.")
+    optim: OptimConfig = Field(default_factory=lambda: OptimConfig(lr=1e-3, warmup_steps=10, schedule="cosine"),
+                               description="Optimiser and schedule.")
+    eval_every: int = Field(50, gt=0, description="Validate every N optimiser steps.")
+    save_every: int = Field(100, gt=0, description="Checkpoint every N optimiser steps.")
+    tasks: list[str] | None = Field(None, description="Task families to train on (None: all).")
+
+
+# --------------------------------------------------------------------------- RL stages
+
+
+class GenerationConfig(Section):
+    max_new_tokens: int = Field(2048, gt=0, description="Completion length limit (authors: 2048).")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass.")
+    top_k: int = Field(0, ge=0, description="Top-k sampling (0: off).")
+
+
+class ObjectiveConfig(Section):
+    name: str = Field("avatar", description="Objective from the registry: grpo or avatar.")
+    loss_type: str = Field("grpo", description="Aggregation like TRL: grpo, bnpo, dapo or dr_grpo.")
+    eps_low: float = Field(0.2, gt=0, lt=1, description="Lower clip range of the ratio.")
+    eps_high: float = Field(0.2, gt=0, lt=1, description="Upper clip range of the ratio.")
+    beta: float = Field(0.1, ge=0, description="k3 KL coefficient to the frozen reference (0: no reference model).")
+    alpha: float = Field(1.0, ge=0, description="Weight of the off-policy term J_off.")
+    rho_max: float = Field(2.0, gt=1, description="Truncation of the importance ratio of replayed tokens.")
+    offpolicy_mode: Literal["separate", "authors"] = Field(
+        "separate",
+        description="separate: J_on + alpha*J_off with truncated IS; authors: replayed rows get "
+        "alpha*(r - Rbar)/(std+1e-4) advantages and the ordinary loss, as in the released code.",
+    )
+    use_fused_kernel: bool = Field(True, description="Use the chunked fused log-prob + loss kernel when the LM head is reachable.")
+
+    @field_validator("name")
+    @classmethod
+    def _objective(cls, v: str) -> str:
+        return _known("objective", v, OBJECTIVE_NAMES)
+
+    @field_validator("loss_type")
+    @classmethod
+    def _loss_type(cls, v: str) -> str:
+        return _known("loss type", v, LOSS_TYPES)
+
+
+class TASConfig(Section):
+    enabled: bool = Field(True, description="Weight each token's surrogate by the U-shaped TAS weight.")
+    lam: float = Field(0.3, ge=0, description="lambda_TAS: endpoints get weight 1 + lam, the centre 1.")
+
+
+class TierRatios(Section):
+    easy: float = Field(0.25, gt=0, lt=1, description="Share of the capacity for easy prompts.")
+    medium: float = Field(0.35, gt=0, lt=1, description="Share for medium prompts.")
+    hard: float = Field(0.40, gt=0, lt=1, description="Share for hard prompts.")
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> TierRatios:
+        total = self.easy + self.medium + self.hard
+        if not math.isclose(total, 1.0, abs_tol=1e-6):
+            raise ValueError(f"tier ratios must sum to 1, got easy+medium+hard = {total:.6g}")
+        return self
+
+
+class TierQuantiles(Section):
+    hard: float = Field(0.40, gt=0, lt=1, description="Rbar <= this quantile of Rbar over seen prompts -> Hard.")
+    medium: float = Field(0.75, gt=0, lt=1, description="Rbar <= this quantile -> Medium; above -> Easy.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TierQuantiles:
+        if self.hard >= self.medium:
+            raise ValueError(f"hard quantile ({self.hard}) must be below the medium quantile ({self.medium})")
+        return self
+
+
+class BufferConfig(Section):
+    enabled: bool = Field(True, description="Keep and replay trajectories (off: pure on-policy GRPO).")
+    capacity: int = Field(10_000, gt=0, description="Total trajectories held across the three tiers.")
+    tiers: TierRatios = Field(default_factory=TierRatios, description="Fixed tier capacities as shares of `capacity`.")
+    quantiles: TierQuantiles = Field(default_factory=TierQuantiles, description="Dynamic Rbar quantiles that assign tiers.")
+    sampling: Literal["priority", "fifo"] = Field("priority", description="Within-tier sampling rule.")
+    priority_temperature: float = Field(1.0, gt=0, description="T in exp((score - min score) / T).")
+    kl_penalty: float = Field(0.1, ge=0, description="score = mean advantage - kl_penalty * KL.")
+    replay_per_step: int = Field(8, ge=0, description="Replayed trajectories mixed into each update.")
+    augment_collapsed: bool = Field(True, description="Fill zero-variance fresh groups with same-prompt replays of other rewards.")
+    max_augment: int = Field(4, ge=0, description="At most this many replayed trajectories join one collapsed group.")
+    min_size: int = Field(16, ge=0, description="No replay until the buffer holds this many trajectories.")
+
+
+class DifficultyConfig(Section):
+    mode: Literal["window", "ema"] = Field("window", description="Rbar as the mean of the last `window` rewards, or an EMA.")
+    window: int = Field(20, gt=0, description="Rewards kept per prompt for the window mean.")
+    ema_decay: float = Field(0.9, gt=0, lt=1, description="EMA decay when mode is ema.")
+
+
+class HintTriggerConfig(Section):
+    enabled: bool = Field(True, description="Inject pre-computed hints for prompts that keep failing.")
+    zero_streak: int = Field(3, gt=0, description="Hint after this many consecutive zero-reward groups.")
+    use_kl_trigger: bool = Field(True, description="Also hint when Rbar <= tau_reward and KL <= tau_kl (paper).")
+    tau_reward: float = Field(0.2, ge=0, le=1, description="Rbar threshold of the KL trigger.")
+    tau_kl: float = Field(0.01, ge=0, description="KL threshold below which the policy is deemed to have stopped exploring.")
+
+
+class RewardOptions(Section):
+    numeric_mode: Literal["dense", "binary"] = Field("dense", description="dense: 1 - rMAE; binary: rel. error < tol (authors).")
+    numeric_tol: float = Field(1e-3, gt=0, description="Relative tolerance of the binary numeric reward.")
+    judge: Literal["rule", "model"] = Field("rule", description="rule: verifiable facts of synthetic samples; model: a VLM judge.")
+    judge_model: str = Field("OpenGVLab/InternVL3-2B", description="VLM judge by name when judge is model.")
+    judge_frames: int = Field(8, gt=0, description="Frames shown to the VLM judge.")
+
+
+class RLStageConfig(Section):
+    tasks: list[str] = Field(default_factory=list, description="Task families (or data set task types) this stage trains on.")
+    steps: int = Field(100, gt=0, description="Optimiser steps in this stage.")
+    prompts_per_step: int = Field(4, gt=0, description="Fresh prompts sampled per step.")
+    group_size: int = Field(8, ge=2, description="G: completions per prompt.")
+    rewards: dict[str, float] = Field(
+        default_factory=lambda: {"format": 0.5, "accuracy": 0.5}, description="Reward name -> weight."
+    )
+    reward_options: RewardOptions = Field(default_factory=RewardOptions, description="Reward settings.")
+    generation: GenerationConfig = Field(default_factory=GenerationConfig, description="Rollout sampling.")
+    optim: OptimConfig = Field(default_factory=OptimConfig, description="Optimiser and schedule.")
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig, description="Policy objective.")
+    tas: TASConfig = Field(default_factory=TASConfig, description="Temporal Advantage Shaping.")
+    buffer: BufferConfig = Field(default_factory=BufferConfig, description="Hierarchical replay buffer.")
+    difficulty: DifficultyConfig = Field(default_factory=DifficultyConfig, description="Per-prompt Rbar tracker.")
+    hints: HintTriggerConfig = Field(default_factory=HintTriggerConfig, description="Hint trigger.")
+    save_every: int = Field(10, gt=0, description="Checkpoint (model, optimiser, buffer, counters) every N steps.")
+    log_every: int = Field(1, gt=0, description="Write a metrics line every N steps.")
+
+    @field_validator("rewards")
+    @classmethod
+    def _rewards(cls, v: dict[str, float]) -> dict[str, float]:
+        if not v:
+            raise ValueError("at least one reward is needed")
+        for name, weight in v.items():
+            _known("reward", name, REWARD_NAMES)
+            if not math.isfinite(weight) or weight < 0:
+                raise ValueError(f"weight of reward {name!r} must be a finite number >= 0, got {weight}")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RLStageConfig:
+        if self.objective.name == "grpo" and self.objective.alpha > 0 and self.buffer.enabled:
+            raise ValueError("objective grpo has no off-policy term: set buffer.enabled false or objective avatar")
+        return self
+
+
+class RLConfig(Section):
+    s1: RLStageConfig = Field(default_factory=RLStageConfig, description="S1: visual reasoning RL.")
+    s2: RLStageConfig = Field(default_factory=RLStageConfig, description="S2: audio-visual reasoning RL.")
+    s3: RLStageConfig = Field(default_factory=RLStageConfig, description="S3: sound-source localisation RL.")
+
+    def stage(self, name: str) -> RLStageConfig:
+        _known("RL stage", name, STAGES)
+        return getattr(self, name)
+
+
+# --------------------------------------------------------------------------- evaluation, remote
+
+
+class BenchmarkSpec(Section):
+    name: str = Field(description="Adapter name, e.g. omnibench, dailyomni, worldsense.")
+    root: str = Field(description="Local folder holding the released annotations and media.")
+    limit: int | None = Field(None, gt=0, description="Evaluate at most this many records.")
+
+
+class EvaluateConfig(Section):
+    splits: list[str] = Field(default_factory=lambda: ["test"], description="Synthetic/ingested splits to evaluate.")
+    benchmarks: list[BenchmarkSpec] = Field(default_factory=list, description="External benchmarks read by adapters.")
+    checkpoints: list[str] = Field(
+        default_factory=lambda: ["base", "sft", "s1", "s2", "s3"], description="Stages whose checkpoints are compared."
+    )
+    max_new_tokens: int = Field(64, gt=0, description="Greedy answer length limit.")
+    batch_size: int = Field(8, gt=0, description="Prompts per generation batch.")
+    bootstrap_samples: int = Field(1000, gt=0, description="Bootstrap resamples for confidence intervals.")
+    confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of the intervals.")
+    blank_media_control: bool = Field(True, description="Also evaluate with blanked media (should stay near chance).")
+
+
+class RemoteConfig(Section):
+    url: str = Field("", description="DVC remote URL, e.g. s3://bucket/prefix ('' : the default local remote).")
+    endpoint_url: str = Field("", description="S3 endpoint for S3-compatible stores ('' : AWS).")
+    profile: str = Field("", description="AWS profile name; credentials never live in params.yaml.")
+    push_after_run: bool = Field(False, description="The flow pushes artifacts to the remote after a run.")
+    commit_branch: str = Field("", description="If set, the flow commits dvc.lock on this branch after a run.")
+
+
+class AvatarConfig(Section):
+    seed: int = Field(0, description="Global seed for data, model init and sampling.")
+    paths: PathsConfig = Field(default_factory=PathsConfig, description="Where each stage writes.")
+    data: DataConfig = Field(default_factory=DataConfig, description="Data set and media decoding.")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="Policy model.")
+    hints: HintsConfig = Field(default_factory=HintsConfig, description="Hint generation stage.")
+    sft: SFTConfig = Field(default_factory=SFTConfig, description="Cold-start SFT.")
+    rl: RLConfig = Field(default_factory=RLConfig, description="The three RL stages.")
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig, description="Benchmark evaluation.")
+    remote: RemoteConfig = Field(default_factory=RemoteConfig, description="Artifact remote.")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _format_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"] if p not in ("function-after", "function-before"))
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (not a field of this section)"
+        lines.append(f"  {path or '<root>'}: {msg}")
+    return "\n".join(lines)
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> None:
+    """Apply one `dotted.key=value` override in place; the value is parsed as YAML."""
+    if "=" not in assignment:
+        raise ConfigError(f"override {assignment!r} must look like key.path=value")
+    key, raw = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {assignment!r}: {part!r} is not a section")
+    node[parts[-1]] = yaml.safe_load(raw)
+
+
+def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> AvatarConfig:
+    try:
+        return AvatarConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err, source)) from None
+
+
+def load_config(path: str | Path = "params.yaml", overrides: list[str] | None = None) -> AvatarConfig:
+    """Read params.yaml, apply `key.path=value` overrides, validate, return the typed config."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"params file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    for assignment in overrides or []:
+        apply_override(data, assignment)
+    return config_from_dict(data, str(path))
