@@ -41,6 +41,7 @@ class Sample:
     facts: str = "{}"  # JSON object of verifiable facts checked by the rule-based judge
     difficulty: str = ""  # easy / hard for synthetic data, '' when unknown
     source: str = ""  # data set or benchmark name
+    extra_media: list[str] = field(default_factory=list)  # further media (separate audio, images), root-relative
 
     def to_row(self) -> dict[str, Any]:
         return asdict(self)
