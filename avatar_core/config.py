@@ -361,14 +361,27 @@ class AvatarConfig(Section):
 # --------------------------------------------------------------------------- loading
 
 
+def _is_schema_tag(part: object) -> bool:
+    """pydantic adds union members and validator names to error locations; they are not keys."""
+    return isinstance(part, str) and (
+        part in ("str", "int", "float", "bool", "none") or "[" in part or part.startswith("function-")
+    )
+
+
 def _format_error(err: ValidationError, source: str) -> str:
-    lines = [f"invalid configuration in {source}:"]
+    by_path: dict[str, list[str]] = {}  # one line per key path: union members' messages are joined
     for e in err.errors():
-        path = ".".join(str(p) for p in e["loc"] if p not in ("function-after", "function-before"))
+        path = ".".join(str(p) for p in e["loc"] if not _is_schema_tag(p))
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key (not a field of this section)"
-        lines.append(f"  {path or '<root>'}: {msg}")
+        elif e["type"] != "value_error" and isinstance(e.get("input"), (str, int, float, bool)):
+            msg = f"{msg} (got {e['input']!r})"  # built-in checks do not name the value
+        messages = by_path.setdefault(path or "<root>", [])
+        if msg not in messages:
+            messages.append(msg)
+    lines = [f"invalid configuration in {source}:"]
+    lines += [f"  {path}: {'; or '.join(messages)}" for path, messages in by_path.items()]
     return "\n".join(lines)
 
 
