@@ -43,28 +43,46 @@ def _known(kind: str, name: str, valid: tuple[str, ...]) -> str:
 
 
 class PathsConfig(Section):
-    data_dir: str = Field("data/synthetic", description="Folder of the ingested data set (Arrow splits + media).")
-    hints_dir: str = Field("data/hints", description="Folder of the hint cache (one JSON line per prompt id).")
+    data_dir: str = Field(
+        "data/synthetic", description="Folder of the ingested data set (Arrow splits + media)."
+    )
+    hints_dir: str = Field(
+        "data/hints", description="Folder of the hint cache (one JSON line per prompt id)."
+    )
     model_dir: str = Field("checkpoints/base", description="Folder the base model is built or copied into.")
     sft_dir: str = Field("checkpoints/sft", description="Folder of the cold-start SFT checkpoint.")
-    rl_dir: str = Field("checkpoints/rl", description="Parent folder of the RL stage checkpoints (one subfolder per stage).")
+    rl_dir: str = Field(
+        "checkpoints/rl", description="Parent folder of the RL stage checkpoints (one subfolder per stage)."
+    )
     eval_dir: str = Field("results/eval", description="Folder of evaluation results (JSON, Markdown, PNG).")
-    metrics_dir: str = Field("results/metrics", description="Folder of DVC metrics and plots files per stage.")
+    metrics_dir: str = Field(
+        "results/metrics", description="Folder of DVC metrics and plots files per stage."
+    )
+    runs_dir: str = Field(
+        "runs",
+        description="Resumable training state per stage (not a DVC output, so a crash never loses it).",
+    )
 
 
 class SyntheticConfig(Section):
-    n_train: int = Field(240, gt=0, description="Training samples to generate (spread over the task families).")
+    n_train: int = Field(
+        240, gt=0, description="Training samples to generate (spread over the task families)."
+    )
     n_val: int = Field(48, ge=0, description="Validation samples.")
     n_test: int = Field(96, gt=0, description="Held-out test samples.")
     tasks: list[str] = Field(
         default_factory=lambda: ["count_flashes", "av_match", "count_beeps", "localise"],
         description="Task families to generate; each belongs to one curriculum stage.",
     )
-    frame_size: int = Field(56, ge=28, le=448, description="Width and height of the generated video in pixels (multiple of 28).")
+    frame_size: int = Field(
+        56, ge=28, le=448, description="Width and height of the generated video in pixels (multiple of 28)."
+    )
     fps: int = Field(8, gt=0, le=60, description="Frame rate of the generated video.")
     duration_s: float = Field(2.0, gt=0, le=30, description="Clip length in seconds.")
     sample_rate: int = Field(16000, gt=0, description="Audio sample rate written into the clips.")
-    hard_fraction: float = Field(0.4, ge=0, le=1, description="Share of samples drawn from the hard difficulty level.")
+    hard_fraction: float = Field(
+        0.4, ge=0, le=1, description="Share of samples drawn from the hard difficulty level."
+    )
 
     @field_validator("frame_size")
     @classmethod
@@ -76,22 +94,34 @@ class SyntheticConfig(Section):
 
 class MediaConfig(Section):
     n_frames: int = Field(4, gt=0, le=256, description="Frames sampled uniformly from each clip (paper: 16).")
-    max_pixels: int = Field(56 * 56, gt=0, description="Pixel budget per frame; frames are resized to fit, multiple of 28.")
+    max_pixels: int = Field(
+        56 * 56, gt=0, description="Pixel budget per frame; frames are resized to fit, multiple of 28."
+    )
     sample_rate: int = Field(16000, gt=0, description="Audio is decoded to mono float32 at this rate.")
     backend: Literal["decord", "pyav"] = Field("decord", description="Video decoder; pyav is the fallback.")
-    allow_missing_audio: bool = Field(True, description="A clip without audio gets silence and a flag instead of an error.")
+    allow_missing_audio: bool = Field(
+        True, description="A clip without audio gets silence and a flag instead of an error."
+    )
     max_duration_s: float = Field(600.0, gt=0, description="Clips longer than this are rejected.")
-    max_resolution: int = Field(8192, gt=0, description="Clips wider or taller than this are rejected as absurd.")
+    max_resolution: int = Field(
+        8192, gt=0, description="Clips wider or taller than this are rejected as absurd."
+    )
 
 
 class DataConfig(Section):
     source: Literal["synthetic", "jsonl", "hf_dataset"] = Field(
         "synthetic", description="synthetic: run the built-in generator; jsonl/hf_dataset: ingest `path`."
     )
-    path: str | None = Field(None, description="Annotation file or data set folder for source jsonl/hf_dataset.")
-    media_root: str | None = Field(None, description="Folder media paths resolve in; paths escaping it are rejected.")
+    path: str | None = Field(
+        None, description="Annotation file or data set folder for source jsonl/hf_dataset."
+    )
+    media_root: str | None = Field(
+        None, description="Folder media paths resolve in; paths escaping it are rejected."
+    )
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig, description="Generator settings.")
-    media: MediaConfig = Field(default_factory=MediaConfig, description="Decoding settings shared by all stages.")
+    media: MediaConfig = Field(
+        default_factory=MediaConfig, description="Decoding settings shared by all stages."
+    )
     num_workers: int = Field(2, ge=0, description="Decoding worker processes (0: in the main process).")
 
     @model_validator(mode="after")
@@ -124,22 +154,32 @@ class LoraConfig(Section):
     r: int = Field(8, gt=0, description="LoRA rank (authors: 8).")
     alpha: int = Field(32, gt=0, description="LoRA alpha (authors: 32).")
     dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
-    target_modules: str | list[str] = Field("all-linear", description="Modules to adapt; 'all-linear' as in the authors' code.")
+    target_modules: str | list[str] = Field(
+        "all-linear", description="Modules to adapt; 'all-linear' as in the authors' code."
+    )
 
 
 class ModelConfig(Section):
-    name_or_path: str = Field("tiny", description="'tiny' builds the embedded default; else a hub name or local folder.")
+    name_or_path: str = Field(
+        "tiny", description="'tiny' builds the embedded default; else a hub name or local folder."
+    )
     kind: Literal["auto", "qwen2_5_omni", "qwen2_5_vl", "causal_lm"] = Field(
         "auto", description="Model family; auto reads it from the checkpoint config."
     )
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Parameter dtype.")
-    trust_remote_code: bool = Field(False, description="Allow checkpoints that need remote code (e.g. Ola-7B).")
-    tiny: TinyModelConfig = Field(default_factory=TinyModelConfig, description="Shape of the embedded tiny model.")
+    trust_remote_code: bool = Field(
+        False, description="Allow checkpoints that need remote code (e.g. Ola-7B)."
+    )
+    tiny: TinyModelConfig = Field(
+        default_factory=TinyModelConfig, description="Shape of the embedded tiny model."
+    )
     lora: LoraConfig = Field(default_factory=LoraConfig, description="Optional LoRA adapters.")
 
 
 class HintsConfig(Section):
-    teacher: str = Field("synthetic", description="'synthetic': the generator's own hints; else a transformers model name.")
+    teacher: str = Field(
+        "synthetic", description="'synthetic': the generator's own hints; else a transformers model name."
+    )
     max_new_tokens: int = Field(64, gt=0, description="Length budget of a generated hint.")
     batch_size: int = Field(4, gt=0, description="Prompts per teacher generation batch.")
     prompt: str = Field(
@@ -153,16 +193,22 @@ class OptimConfig(Section):
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
     warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
-    schedule: Literal["constant", "cosine", "linear"] = Field("constant", description="Schedule after warm-up.")
+    schedule: Literal["constant", "cosine", "linear"] = Field(
+        "constant", description="Schedule after warm-up."
+    )
 
 
 class SFTConfig(Section):
     epochs: int = Field(2, gt=0, description="Passes over the training traces.")
-    max_steps: int | None = Field(None, gt=0, description="Stop after this many optimiser steps (None: epochs).")
+    max_steps: int | None = Field(
+        None, gt=0, description="Stop after this many optimiser steps (None: epochs)."
+    )
     batch_size: int = Field(4, gt=0, description="Samples per micro-batch.")
     grad_accum: int = Field(1, gt=0, description="Micro-batches per optimiser step.")
-    optim: OptimConfig = Field(default_factory=lambda: OptimConfig(lr=1e-3, warmup_steps=10, schedule="cosine"),
-                               description="Optimiser and schedule.")
+    optim: OptimConfig = Field(
+        default_factory=lambda: OptimConfig(lr=1e-3, warmup_steps=10, schedule="cosine"),
+        description="Optimiser and schedule.",
+    )
     eval_every: int = Field(50, gt=0, description="Validate every N optimiser steps.")
     save_every: int = Field(100, gt=0, description="Checkpoint every N optimiser steps.")
     tasks: list[str] | None = Field(None, description="Task families to train on (None: all).")
@@ -183,7 +229,9 @@ class ObjectiveConfig(Section):
     loss_type: str = Field("grpo", description="Aggregation like TRL: grpo, bnpo, dapo or dr_grpo.")
     eps_low: float = Field(0.2, gt=0, lt=1, description="Lower clip range of the ratio.")
     eps_high: float = Field(0.2, gt=0, lt=1, description="Upper clip range of the ratio.")
-    beta: float = Field(0.1, ge=0, description="k3 KL coefficient to the frozen reference (0: no reference model).")
+    beta: float = Field(
+        0.1, ge=0, description="k3 KL coefficient to the frozen reference (0: no reference model)."
+    )
     alpha: float = Field(1.0, ge=0, description="Weight of the off-policy term J_off.")
     rho_max: float = Field(2.0, gt=1, description="Truncation of the importance ratio of replayed tokens.")
     offpolicy_mode: Literal["separate", "authors"] = Field(
@@ -191,7 +239,9 @@ class ObjectiveConfig(Section):
         description="separate: J_on + alpha*J_off with truncated IS; authors: replayed rows get "
         "alpha*(r - Rbar)/(std+1e-4) advantages and the ordinary loss, as in the released code.",
     )
-    use_fused_kernel: bool = Field(True, description="Use the chunked fused log-prob + loss kernel when the LM head is reachable.")
+    use_fused_kernel: bool = Field(
+        True, description="Use the chunked fused log-prob + loss kernel when the LM head is reachable."
+    )
 
     @field_validator("name")
     @classmethod
@@ -223,7 +273,9 @@ class TierRatios(Section):
 
 
 class TierQuantiles(Section):
-    hard: float = Field(0.40, gt=0, lt=1, description="Rbar <= this quantile of Rbar over seen prompts -> Hard.")
+    hard: float = Field(
+        0.40, gt=0, lt=1, description="Rbar <= this quantile of Rbar over seen prompts -> Hard."
+    )
     medium: float = Field(0.75, gt=0, lt=1, description="Rbar <= this quantile -> Medium; above -> Easy.")
 
     @model_validator(mode="after")
@@ -236,19 +288,29 @@ class TierQuantiles(Section):
 class BufferConfig(Section):
     enabled: bool = Field(True, description="Keep and replay trajectories (off: pure on-policy GRPO).")
     capacity: int = Field(10_000, gt=0, description="Total trajectories held across the three tiers.")
-    tiers: TierRatios = Field(default_factory=TierRatios, description="Fixed tier capacities as shares of `capacity`.")
-    quantiles: TierQuantiles = Field(default_factory=TierQuantiles, description="Dynamic Rbar quantiles that assign tiers.")
+    tiers: TierRatios = Field(
+        default_factory=TierRatios, description="Fixed tier capacities as shares of `capacity`."
+    )
+    quantiles: TierQuantiles = Field(
+        default_factory=TierQuantiles, description="Dynamic Rbar quantiles that assign tiers."
+    )
     sampling: Literal["priority", "fifo"] = Field("priority", description="Within-tier sampling rule.")
     priority_temperature: float = Field(1.0, gt=0, description="T in exp((score - min score) / T).")
     kl_penalty: float = Field(0.1, ge=0, description="score = mean advantage - kl_penalty * KL.")
     replay_per_step: int = Field(8, ge=0, description="Replayed trajectories mixed into each update.")
-    augment_collapsed: bool = Field(True, description="Fill zero-variance fresh groups with same-prompt replays of other rewards.")
-    max_augment: int = Field(4, ge=0, description="At most this many replayed trajectories join one collapsed group.")
+    augment_collapsed: bool = Field(
+        True, description="Fill zero-variance fresh groups with same-prompt replays of other rewards."
+    )
+    max_augment: int = Field(
+        4, ge=0, description="At most this many replayed trajectories join one collapsed group."
+    )
     min_size: int = Field(16, ge=0, description="No replay until the buffer holds this many trajectories.")
 
 
 class DifficultyConfig(Section):
-    mode: Literal["window", "ema"] = Field("window", description="Rbar as the mean of the last `window` rewards, or an EMA.")
+    mode: Literal["window", "ema"] = Field(
+        "window", description="Rbar as the mean of the last `window` rewards, or an EMA."
+    )
     window: int = Field(20, gt=0, description="Rewards kept per prompt for the window mean.")
     ema_decay: float = Field(0.9, gt=0, lt=1, description="EMA decay when mode is ema.")
 
@@ -256,21 +318,31 @@ class DifficultyConfig(Section):
 class HintTriggerConfig(Section):
     enabled: bool = Field(True, description="Inject pre-computed hints for prompts that keep failing.")
     zero_streak: int = Field(3, gt=0, description="Hint after this many consecutive zero-reward groups.")
-    use_kl_trigger: bool = Field(True, description="Also hint when Rbar <= tau_reward and KL <= tau_kl (paper).")
+    use_kl_trigger: bool = Field(
+        True, description="Also hint when Rbar <= tau_reward and KL <= tau_kl (paper)."
+    )
     tau_reward: float = Field(0.2, ge=0, le=1, description="Rbar threshold of the KL trigger.")
-    tau_kl: float = Field(0.01, ge=0, description="KL threshold below which the policy is deemed to have stopped exploring.")
+    tau_kl: float = Field(
+        0.01, ge=0, description="KL threshold below which the policy is deemed to have stopped exploring."
+    )
 
 
 class RewardOptions(Section):
-    numeric_mode: Literal["dense", "binary"] = Field("dense", description="dense: 1 - rMAE; binary: rel. error < tol (authors).")
+    numeric_mode: Literal["dense", "binary"] = Field(
+        "dense", description="dense: 1 - rMAE; binary: rel. error < tol (authors)."
+    )
     numeric_tol: float = Field(1e-3, gt=0, description="Relative tolerance of the binary numeric reward.")
-    judge: Literal["rule", "model"] = Field("rule", description="rule: verifiable facts of synthetic samples; model: a VLM judge.")
+    judge: Literal["rule", "model"] = Field(
+        "rule", description="rule: verifiable facts of synthetic samples; model: a VLM judge."
+    )
     judge_model: str = Field("OpenGVLab/InternVL3-2B", description="VLM judge by name when judge is model.")
     judge_frames: int = Field(8, gt=0, description="Frames shown to the VLM judge.")
 
 
 class RLStageConfig(Section):
-    tasks: list[str] = Field(default_factory=list, description="Task families (or data set task types) this stage trains on.")
+    tasks: list[str] = Field(
+        default_factory=list, description="Task families (or data set task types) this stage trains on."
+    )
     steps: int = Field(100, gt=0, description="Optimiser steps in this stage.")
     prompts_per_step: int = Field(4, gt=0, description="Fresh prompts sampled per step.")
     group_size: int = Field(8, ge=2, description="G: completions per prompt.")
@@ -283,9 +355,13 @@ class RLStageConfig(Section):
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig, description="Policy objective.")
     tas: TASConfig = Field(default_factory=TASConfig, description="Temporal Advantage Shaping.")
     buffer: BufferConfig = Field(default_factory=BufferConfig, description="Hierarchical replay buffer.")
-    difficulty: DifficultyConfig = Field(default_factory=DifficultyConfig, description="Per-prompt Rbar tracker.")
+    difficulty: DifficultyConfig = Field(
+        default_factory=DifficultyConfig, description="Per-prompt Rbar tracker."
+    )
     hints: HintTriggerConfig = Field(default_factory=HintTriggerConfig, description="Hint trigger.")
-    save_every: int = Field(10, gt=0, description="Checkpoint (model, optimiser, buffer, counters) every N steps.")
+    save_every: int = Field(
+        10, gt=0, description="Checkpoint (model, optimiser, buffer, counters) every N steps."
+    )
     log_every: int = Field(1, gt=0, description="Write a metrics line every N steps.")
 
     @field_validator("rewards")
@@ -302,7 +378,9 @@ class RLStageConfig(Section):
     @model_validator(mode="after")
     def _consistent(self) -> RLStageConfig:
         if self.objective.name == "grpo" and self.objective.alpha > 0 and self.buffer.enabled:
-            raise ValueError("objective grpo has no off-policy term: set buffer.enabled false or objective avatar")
+            raise ValueError(
+                "objective grpo has no off-policy term: set buffer.enabled false or objective avatar"
+            )
         return self
 
 
@@ -326,24 +404,35 @@ class BenchmarkSpec(Section):
 
 
 class EvaluateConfig(Section):
-    splits: list[str] = Field(default_factory=lambda: ["test"], description="Synthetic/ingested splits to evaluate.")
-    benchmarks: list[BenchmarkSpec] = Field(default_factory=list, description="External benchmarks read by adapters.")
+    splits: list[str] = Field(
+        default_factory=lambda: ["test"], description="Synthetic/ingested splits to evaluate."
+    )
+    benchmarks: list[BenchmarkSpec] = Field(
+        default_factory=list, description="External benchmarks read by adapters."
+    )
     checkpoints: list[str] = Field(
-        default_factory=lambda: ["base", "sft", "s1", "s2", "s3"], description="Stages whose checkpoints are compared."
+        default_factory=lambda: ["base", "sft", "s1", "s2", "s3"],
+        description="Stages whose checkpoints are compared.",
     )
     max_new_tokens: int = Field(64, gt=0, description="Greedy answer length limit.")
     batch_size: int = Field(8, gt=0, description="Prompts per generation batch.")
     bootstrap_samples: int = Field(1000, gt=0, description="Bootstrap resamples for confidence intervals.")
     confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of the intervals.")
-    blank_media_control: bool = Field(True, description="Also evaluate with blanked media (should stay near chance).")
+    blank_media_control: bool = Field(
+        True, description="Also evaluate with blanked media (should stay near chance)."
+    )
 
 
 class RemoteConfig(Section):
-    url: str = Field("", description="DVC remote URL, e.g. s3://bucket/prefix ('' : the default local remote).")
+    url: str = Field(
+        "", description="DVC remote URL, e.g. s3://bucket/prefix ('' : the default local remote)."
+    )
     endpoint_url: str = Field("", description="S3 endpoint for S3-compatible stores ('' : AWS).")
     profile: str = Field("", description="AWS profile name; credentials never live in params.yaml.")
     push_after_run: bool = Field(False, description="The flow pushes artifacts to the remote after a run.")
-    commit_branch: str = Field("", description="If set, the flow commits dvc.lock on this branch after a run.")
+    commit_branch: str = Field(
+        "", description="If set, the flow commits dvc.lock on this branch after a run."
+    )
 
 
 class AvatarConfig(Section):

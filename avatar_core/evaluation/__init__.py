@@ -1,0 +1,1 @@
+"""Evaluation helpers: bootstrap confidence intervals and the lm-eval model adapter."""

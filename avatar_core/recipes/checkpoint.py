@@ -1,0 +1,169 @@
+"""Training state on disk as safetensors + JSON: optimiser, scheduler, RNG streams, counters.
+
+Nothing is pickled. A nested state (an optimiser's `state_dict()`, say) is split into a flat
+`{key: tensor}` map written with safetensors and a JSON tree in which every tensor is replaced by
+`{"__tensor__": key}`; loading reverses the split. Directories are written to a temporary sibling
+and renamed into place, so a process killed mid-save leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+TENSOR_TAG = "__tensor__"
+
+
+def flatten_state(obj: Any, prefix: str = "") -> tuple[dict[str, torch.Tensor], Any]:
+    """Split a nested state into (tensors by key, JSON tree with tensor placeholders)."""
+    tensors: dict[str, torch.Tensor] = {}
+
+    def walk(node: Any, path: str) -> Any:
+        if isinstance(node, torch.Tensor):
+            tensors[path] = node.detach().cpu().contiguous()
+            return {TENSOR_TAG: path}
+        if isinstance(node, dict):
+            # JSON keys are strings: remember int keys (optimiser param indices) to restore them.
+            return {"__dict__": [[k, walk(v, f"{path}.{k}")] for k, v in node.items()]}
+        if isinstance(node, (list, tuple)):
+            return {
+                "__list__": [walk(v, f"{path}.{i}") for i, v in enumerate(node)],
+                "tuple": isinstance(node, tuple),
+            }
+        if isinstance(node, (np.integer, np.floating)):
+            return node.item()
+        if node is None or isinstance(node, (bool, int, float, str)):
+            return node
+        raise TypeError(f"cannot store {type(node).__name__} at {path or '<root>'} in a checkpoint")
+
+    return tensors, walk(obj, prefix or "s")
+
+
+def unflatten_state(tensors: dict[str, torch.Tensor], tree: Any) -> Any:
+    if isinstance(tree, dict):
+        if TENSOR_TAG in tree:
+            return tensors[tree[TENSOR_TAG]]
+        if "__dict__" in tree:
+            return {k: unflatten_state(tensors, v) for k, v in tree["__dict__"]}
+        if "__list__" in tree:
+            items = [unflatten_state(tensors, v) for v in tree["__list__"]]
+            return tuple(items) if tree.get("tuple") else items
+    return tree
+
+
+def rng_state() -> dict[str, Any]:
+    """Every random stream a recipe draws from, in a form flatten_state can store."""
+    return {
+        "python": list(random.getstate()[1]) + [random.getstate()[2]],
+        "python_version": random.getstate()[0],
+        "numpy": np.random.get_state()[1].astype(np.int64).tolist(),
+        "numpy_pos": int(np.random.get_state()[2]),
+        "numpy_gauss": [int(np.random.get_state()[3]), float(np.random.get_state()[4])],
+        "torch": torch.get_rng_state(),
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    py = state["python"]
+    random.setstate((state["python_version"], tuple(int(v) for v in py[:-1]), py[-1]))
+    has_gauss, cached = state["numpy_gauss"]
+    np.random.set_state(
+        ("MT19937", np.array(state["numpy"], dtype=np.uint32), int(state["numpy_pos"]), has_gauss, cached)
+    )
+    torch.set_rng_state(state["torch"])
+
+
+def save_state(directory: str | Path, name: str, state: dict[str, Any]) -> None:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors, tree = flatten_state(state)
+    save_file(tensors, str(directory / f"{name}.safetensors"))
+    (directory / f"{name}.json").write_text(json.dumps(tree))
+
+
+def load_state(directory: str | Path, name: str) -> dict[str, Any]:
+    directory = Path(directory)
+    tensor_path, tree_path = directory / f"{name}.safetensors", directory / f"{name}.json"
+    for path in (tensor_path, tree_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint file missing: {path}")
+    try:
+        tree = json.loads(tree_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"checkpoint file {tree_path} is corrupt: {err}") from None
+    return unflatten_state(load_file(str(tensor_path)), tree)
+
+
+def atomic_dir(target: str | Path) -> Path:
+    """A fresh temporary sibling of `target`; pass it to `commit_dir` when fully written."""
+    target = Path(target)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def commit_dir(tmp: Path, target: str | Path) -> None:
+    """Swap a fully written temporary directory into place (the old one is removed after)."""
+    target = Path(target)
+    old = target.with_name(target.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short stable hash of JSON-able parts (config sections, input checkpoint ids)."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def directory_digest(directory: str | Path) -> str:
+    """Digest of the weight files in a checkpoint folder: identifies the checkpoint a stage starts from."""
+    directory = Path(directory)
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".json"))
+    return fingerprint([(str(p.relative_to(directory)), file_digest(p)) for p in files])
+
+
+def save_run(
+    run_dir: str | Path, model: torch.nn.Module, trainer: dict[str, Any], buffer: Any = None
+) -> None:
+    """One resumable checkpoint of a training run: weights, trainer state, and the replay buffer."""
+    tmp = atomic_dir(Path(run_dir) / "state")
+    weights = {k: v.clone() for k, v in model.state_dict().items()}  # clone: shared storage cannot be saved
+    save_state(tmp, "model", {"weights": weights})
+    save_state(tmp, "trainer", {**trainer, "rng": rng_state()})
+    if buffer is not None:
+        buffer.save(tmp / "buffer")
+    commit_dir(tmp, Path(run_dir) / "state")
+
+
+def load_run(run_dir: str | Path, fp: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    """(weights, trainer state) of the run's last checkpoint if it was made with fingerprint `fp`."""
+    state_dir = Path(run_dir) / "state"
+    if not (state_dir / "trainer.json").is_file():
+        return None
+    trainer = load_state(state_dir, "trainer")
+    if trainer.get("fingerprint") != fp:
+        return None
+    set_rng_state(trainer["rng"])
+    return load_state(state_dir, "model")["weights"], trainer

@@ -1,0 +1,363 @@
+"""The RL stage loop shared by S1, S2 and S3: GRPO or AVATAR, read top to bottom.
+
+One step: sample prompts -> hint decision -> G rollouts each -> rewards (stage weights) ->
+group advantages -> augment collapsed groups from the buffer -> mix replayed trajectories ->
+objective (fused kernel or plain path, TAS) -> optimiser step -> buffer insert -> log ->
+checkpoint. With `objective: grpo`, `tas.enabled: false`, `buffer.enabled: false` and hints off,
+the step is plain GRPO (the baseline every comparison uses).
+
+Where this departs from the paper or the authors' code:
+- Replayed trajectories that do not join a collapsed group get baseline advantages
+  (r - Rbar(q)) / (std + 1e-4), with std the standard deviation of the replayed batch's rewards
+  (the paper does not say which std; the released code uses the same form scaled by alpha).
+- `objective.offpolicy_mode: authors` reproduces the released code: replayed rows get
+  alpha * (r - Rbar) / (std + 1e-4) and go through the ordinary (on-policy) loss, no truncation.
+- One optimiser update per generation batch (mu = 1), so fresh rows have ratio 1 at the update
+  and only replayed rows are off-policy.
+- Multi-process runs (`accelerate launch`) average gradients explicitly with an all-reduce after
+  backward instead of wrapping the model in DDP, because rollouts and the loss call the unwrapped
+  model; each process samples its own prompts and keeps its own buffer, and the tier thresholds
+  use Rbar statistics gathered from all processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from avatar_core.algos.advantages import augmented_group_advantages, baseline_advantages, group_advantages
+from avatar_core.algos.kl import k3_kl
+from avatar_core.algos.params import ObjectiveParams
+from avatar_core.config import AvatarConfig, RLStageConfig
+from avatar_core.data.schema import render_messages
+from avatar_core.recipes import checkpoint as ckpt
+from avatar_core.recipes.common import (
+    ClipCache,
+    decodable,
+    load_hints,
+    load_samples,
+    load_stage_policy,
+    previous_stage,
+    seed_everything,
+    stage_model_dir,
+    write_json,
+)
+from avatar_core.recipes.metrics import StepLog, publish
+from avatar_core.recipes.rl_batch import (
+    Row,
+    collate,
+    rows_from_rollouts,
+    rows_from_trajectories,
+    to_trajectory,
+)
+from avatar_core.recipes.rl_parts import (
+    Distributed,
+    build_optimizer,
+    objective_step,
+    reward_columns,
+    stage_rewards,
+)
+from avatar_core.replay.buffer import HierarchicalReplayBuffer
+from avatar_core.replay.difficulty import DifficultyTracker, tier_thresholds
+from avatar_core.replay.hints import HintTrigger
+from avatar_core.rewards import combine_rewards
+
+log = logging.getLogger(__name__)
+
+
+def objective_params(scfg: RLStageConfig) -> ObjectiveParams:
+    o = scfg.objective
+    return ObjectiveParams(
+        loss_type=o.loss_type,
+        eps_low=o.eps_low,
+        eps_high=o.eps_high,
+        beta=o.beta,
+        alpha=o.alpha if o.offpolicy_mode == "separate" else 0.0,
+        rho_max=o.rho_max,
+        tas_lambda=scfg.tas.lam if scfg.tas.enabled else 0.0,
+        max_len=scfg.generation.max_new_tokens,
+    )
+
+
+def run_rl(cfg: AvatarConfig, stage: str, progress: bool = True) -> dict:
+    scfg = cfg.rl.stage(stage)
+    out_dir, run_dir = Path(cfg.paths.rl_dir) / stage, Path(cfg.paths.runs_dir) / stage
+    init_dir = stage_model_dir(cfg, previous_stage(stage))
+    fp = ckpt.fingerprint(stage, cfg.seed, scfg.model_dump(mode="json"), ckpt.directory_digest(init_dir))
+    done = out_dir / "done.json"
+    if done.is_file() and _read_json(done).get("fingerprint") == fp:
+        log.info("stage %s is up to date (%s); nothing to do", stage, done)
+        return _read_json(done)
+
+    dist = Distributed.setup()
+    seed_everything(cfg.seed + 1000 * dist.rank)
+    bundle = load_stage_policy(cfg, previous_stage(stage))
+    model = bundle.model
+    model.train()
+    needs_ref = scfg.objective.beta > 0 or (scfg.hints.enabled and scfg.hints.use_kl_trigger)
+    ref = load_stage_policy(cfg, previous_stage(stage)) if needs_ref else None
+    if ref is not None:
+        ref.model.eval().requires_grad_(False)
+
+    clips = ClipCache(cfg)
+    samples, rejected = decodable(load_samples(cfg, "train", scfg.tasks), clips)
+    by_id = {s.id: s for s in samples}
+    hints = load_hints(cfg, samples)
+    reward_fns, weights = stage_rewards(scfg)
+    params = objective_params(scfg)
+    optimizer, scheduler = build_optimizer(model, scfg.optim, scfg.steps)
+    tracker = DifficultyTracker(scfg.difficulty.mode, scfg.difficulty.window, scfg.difficulty.ema_decay)
+    b = scfg.buffer
+    buffer = HierarchicalReplayBuffer(
+        b.capacity,
+        b.tiers.model_dump(),
+        b.sampling,
+        b.priority_temperature,
+        b.kl_penalty,
+        seed=cfg.seed + dist.rank,
+    )
+    trigger = HintTrigger(
+        scfg.hints.zero_streak, scfg.hints.use_kl_trigger, scfg.hints.tau_reward, scfg.hints.tau_kl
+    )
+    rng = np.random.default_rng(cfg.seed + 7919 * dist.rank)
+    state = {"step": 0, "completions": 0, "hinted_generations": 0}
+    steplog = StepLog(run_dir / "log.jsonl")
+
+    resumed = ckpt.load_run(run_dir, fp)
+    if resumed is not None:
+        weights, trainer = resumed
+        model.load_state_dict(weights)
+        optimizer.load_state_dict(trainer["optimizer"])
+        scheduler.load_state_dict(trainer["scheduler"])
+        rng.bit_generator.state = trainer["sampler_rng"]
+        tracker.load_state_dict(trainer["tracker"])
+        buffer = HierarchicalReplayBuffer.load(run_dir / "state" / "buffer")
+        state = trainer["counters"]
+        log.info(
+            "resuming stage %s from step %d (%d completions)", stage, state["step"], state["completions"]
+        )
+    steplog.truncate_after(state["step"])
+
+    pad_id = bundle.tokenizer.pad_token_id
+    bar = tqdm(
+        total=scfg.steps, initial=state["step"], desc=f"rl {stage}", disable=not progress or dist.rank > 0
+    )
+    while state["step"] < scfg.steps:
+        t0 = time.perf_counter()
+        # 1. prompts and hint decisions
+        batch = [
+            samples[i]
+            for i in rng.choice(len(samples), size=min(scfg.prompts_per_step, len(samples)), replace=False)
+        ]
+        decisions = [
+            trigger.decide(s.id, tracker, bool(hints.get(s.id))) if scfg.hints.enabled else (False, "")
+            for s in batch
+        ]
+        hinted = [d[0] for d in decisions]
+        messages = [
+            render_messages(s, hint=hints.get(s.id) if h else None)
+            for s, h in zip(batch, hinted, strict=True)
+        ]
+
+        # 2. rollouts from the current (behaviour) policy
+        from avatar_core.models.generation import completion_logprobs, generate_rollouts
+        from avatar_core.models.inputs import encode_prompts
+
+        g = scfg.generation
+        inputs = encode_prompts(bundle, messages, clips.get_many(batch))
+        model.eval()
+        with torch.no_grad():
+            rollouts = generate_rollouts(
+                bundle,
+                inputs,
+                group_size=scfg.group_size,
+                max_new_tokens=g.max_new_tokens,
+                temperature=g.temperature,
+                top_p=g.top_p,
+                top_k=g.top_k,
+            )
+        model.train()
+        n_rows = rollouts.completion_ids.shape[0]
+        state["completions"] += n_rows * dist.world
+        state["hinted_generations"] += sum(scfg.group_size for h in hinted if h)
+        t_gen = time.perf_counter()
+
+        # 3. rewards with the stage's weights
+        prompt_of_row = rollouts.prompt_index.tolist()
+        row_samples = [batch[p] for p in prompt_of_row]
+        rewards, per_reward = combine_rewards(
+            rollouts.texts, reward_columns(row_samples), weights, reward_fns
+        )
+        reward_t = torch.tensor(rewards, dtype=torch.float32)  # [N]
+        t_rew = time.perf_counter()
+
+        # 4. group advantages, difficulty, per-prompt KL to the reference
+        advantages, adv_stats = group_advantages(reward_t, rollouts.prompt_index)  # [N]
+        kl_per_prompt = [None] * len(batch)
+        if ref is not None:
+            with torch.no_grad():
+                ref_lp = completion_logprobs(
+                    ref,
+                    inputs,
+                    rollouts.completion_ids,
+                    rollouts.completion_mask,
+                    rollouts.prompt_index,
+                    temperature=g.temperature,
+                )  # [N, L]
+            kl_tok = k3_kl(rollouts.behaviour_logp, ref_lp) * rollouts.completion_mask  # [N, L]
+            for p in range(len(batch)):
+                rows_p = rollouts.prompt_index == p  # [N]
+                kl_per_prompt[p] = float(
+                    kl_tok[rows_p].sum() / rollouts.completion_mask[rows_p].sum().clamp(min=1)
+                )
+        for p, s in enumerate(batch):
+            tracker.update(
+                s.id, [rewards[i] for i in range(n_rows) if prompt_of_row[i] == p], kl=kl_per_prompt[p]
+            )
+        rows = rows_from_rollouts(batch, hinted, rollouts, rewards, advantages)
+
+        # 5. collapsed groups borrow same-prompt trajectories of other rewards from the buffer
+        replay_on = b.enabled and scfg.objective.name == "avatar"
+        extra_rows: list[Row] = []
+        collapsed_after = 0
+        for p, s in enumerate(batch):
+            group_rewards = [rewards[i] for i in range(n_rows) if prompt_of_row[i] == p]
+            if max(group_rewards) != min(group_rewards):
+                continue
+            extra = (
+                buffer.augment_group(s.id, group_rewards, b.max_augment)
+                if replay_on and b.augment_collapsed
+                else []
+            )
+            if not extra:
+                collapsed_after += 1
+                continue
+            fresh_adv, replay_adv = augmented_group_advantages(
+                torch.tensor(group_rewards), torch.tensor([t.reward for t in extra])
+            )
+            for row, a in zip([r for r in rows if r.group == p], fresh_adv.tolist(), strict=True):
+                row.advantage = a
+            extra_rows += rows_from_trajectories(extra, by_id, replay_adv.tolist(), 0, shared_group=p)
+
+        # 6. replayed trajectories with baseline advantages
+        replayed: list[Row] = []
+        if replay_on and len(buffer) >= max(b.min_size, 1) and b.replay_per_step > 0:
+            trajs = buffer.sample(b.replay_per_step)
+            r = torch.tensor([t.reward for t in trajs])  # [R]
+            rbar = torch.tensor([tracker.rbar(t.prompt_id) or 0.0 for t in trajs])  # [R]
+            adv = baseline_advantages(r, rbar, r.std() if len(trajs) > 1 else 0.0)  # [R]
+            if scfg.objective.offpolicy_mode == "authors":
+                adv = scfg.objective.alpha * adv
+            replayed = rows_from_trajectories(trajs, by_id, adv.tolist(), group_start=len(batch))
+        train_rows = rows + extra_rows + replayed
+        if scfg.objective.offpolicy_mode == "authors":
+            for row in train_rows:
+                row.is_replay = False  # the released code sends replayed rows through the ordinary loss
+        t_buf = time.perf_counter()
+
+        # 7. objective and optimiser step
+        tb = collate(bundle, train_rows, clips, hints, pad_id)
+        loss, obj_stats = objective_step(bundle, ref, tb, params, scfg, dist)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), scfg.optim.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        state["step"] += 1
+        t_opt = time.perf_counter()
+
+        # 8. this step's fresh trajectories join the buffer (tiers from Rbar quantiles over all processes)
+        if replay_on:
+            thresholds = tier_thresholds(
+                dist.gather_floats(list(tracker.values().values())), (b.quantiles.hard, b.quantiles.medium)
+            )
+            for row in rows:
+                kl = kl_per_prompt[row.group] or 0.0
+                buffer.add(
+                    to_trajectory(row, kl, tracker.rbar(row.sample.id) or 0.0, state["step"]), thresholds
+                )
+
+        # 9. metrics
+        acc = [v for v in per_reward.get("accuracy", []) if v is not None]
+        fmt = [v for v in per_reward.get("format", []) if v is not None]
+        record = {
+            "step": state["step"],
+            "completions": state["completions"],
+            "loss": float(loss),
+            "reward_mean": float(np.mean(rewards)),
+            **{
+                f"reward_{k}": float(np.mean([v for v in vals if v is not None] or [0.0]))
+                for k, vals in per_reward.items()
+            },
+            "accuracy": float(np.mean(acc)) if acc else None,
+            "format": float(np.mean(fmt)) if fmt else None,
+            "zero_adv_frac_before": adv_stats["zero_adv_group_frac"],
+            "zero_adv_frac_after": collapsed_after / len(batch),
+            "hint_rate": sum(hinted) / len(batch),
+            "hint_reasons": [d[1] for d in decisions if d[0]],
+            "replay_rows": len(replayed),
+            "augment_rows": len(extra_rows),
+            **{f"buffer_{k}": v for k, v in buffer.tier_sizes().items()},
+            **obj_stats,
+            "time_generation": t_gen - t0,
+            "time_reward": t_rew - t_gen,
+            "time_buffer": t_buf - t_rew,
+            "time_loss_optim": t_opt - t_buf,
+        }
+        if dist.rank == 0 and state["step"] % scfg.log_every == 0:
+            steplog.append(record)
+        bar.set_postfix(reward=f"{record['reward_mean']:.2f}", acc=f"{record['accuracy'] or 0:.2f}")
+        bar.update(1)
+
+        # 10. checkpoint (model, optimiser, scheduler, RNG, buffer, tracker, counters), atomically
+        if state["step"] % scfg.save_every == 0 or state["step"] == scfg.steps:
+            if dist.rank == 0:
+                ckpt.save_run(
+                    run_dir,
+                    model,
+                    {
+                        "fingerprint": fp,
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "sampler_rng": rng.bit_generator.state,
+                        "tracker": tracker.state_dict(),
+                        "counters": dict(state),
+                    },
+                    buffer,
+                )
+            dist.barrier()
+    bar.close()
+
+    if dist.rank == 0:
+        from avatar_core.models.loading import save_policy
+
+        tmp = ckpt.atomic_dir(out_dir)
+        save_policy(bundle, tmp / "model")
+        result = {
+            "stage": stage,
+            "fingerprint": fp,
+            "steps": state["step"],
+            "completions": state["completions"],
+            "hinted_generations": state["hinted_generations"],
+            "rejected_samples": rejected,
+        }
+        write_json(tmp / "done.json", result)
+        ckpt.commit_dir(tmp, out_dir)
+        publish(
+            steplog.read(),
+            Path(cfg.paths.metrics_dir) / stage,
+            extra={"completions": state["completions"], "hinted_generations": state["hinted_generations"]},
+        )
+        return result
+    dist.barrier()
+    return {}
+
+
+def _read_json(path: Path) -> dict:
+    import json
+
+    return json.loads(path.read_text())

@@ -1,0 +1,162 @@
+"""Pieces of the RL loop that are not the loop: process group, optimiser, rewards, the loss call.
+
+Kept apart so that recipes/rl.py reads as the algorithm. Nothing here decides anything about the
+method; it wires configured objects to the pure functions in algos/, kernels/ and rewards/.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import torch
+
+from avatar_core.algos.objectives import compute_objective
+from avatar_core.algos.params import ObjectiveParams
+from avatar_core.config import OptimConfig, RLStageConfig
+from avatar_core.data.schema import Sample
+from avatar_core.rewards import RuleJudge, build_reward_fns
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Distributed:
+    """The process group as the loop sees it; a single process when not launched by accelerate."""
+
+    rank: int = 0
+    world: int = 1
+
+    @classmethod
+    def setup(cls) -> Distributed:
+        from accelerate import PartialState
+
+        state = PartialState(cpu=not torch.cuda.is_available())
+        return cls(rank=state.process_index, world=state.num_processes)
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            torch.distributed.barrier()
+
+    def gather_floats(self, values: list[float]) -> list[float]:
+        if self.world == 1:
+            return values
+        gathered: list[list[float]] = [[] for _ in range(self.world)]
+        torch.distributed.all_gather_object(gathered, values)
+        return [v for part in gathered for v in part]
+
+    def average_gradients(self, model: torch.nn.Module) -> None:
+        """All-reduce every gradient as one flat buffer and divide by the world size."""
+        if self.world == 1:
+            return
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        flat = torch.cat([g.reshape(-1) for g in grads])  # [P]
+        torch.distributed.all_reduce(flat)
+        flat /= self.world
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+
+def build_optimizer(model: torch.nn.Module, optim: OptimConfig, total_steps: int):
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay)
+
+    def factor(step: int) -> float:
+        if step < optim.warmup_steps:
+            return (step + 1) / (optim.warmup_steps + 1)
+        progress = (step - optim.warmup_steps) / max(1, total_steps - optim.warmup_steps)
+        if optim.schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+        if optim.schedule == "linear":
+            return max(0.0, 1.0 - progress)
+        return 1.0
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def stage_rewards(scfg: RLStageConfig):
+    """Reward callables for the stage's weights; the rule judge serves synthetic data, a VLM otherwise."""
+    opts = scfg.reward_options
+    judge = None
+    if "judge" in scfg.rewards:
+        if opts.judge == "rule":
+            judge = RuleJudge()
+        else:
+            from avatar_core.models.judge import TransformersJudge
+
+            judge = TransformersJudge(opts.judge_model, n_frames=opts.judge_frames)
+    fns = build_reward_fns(
+        scfg.rewards, numeric_mode=opts.numeric_mode, numeric_tol=opts.numeric_tol, judge=judge
+    )
+    return fns, dict(scfg.rewards)
+
+
+def reward_columns(samples: list[Sample]) -> dict[str, list]:
+    """Sample fields as reward columns, one entry per completion (TRL's convention)."""
+    return {
+        "id": [s.id for s in samples],
+        "answer": [s.answer for s in samples],
+        "answer_type": [s.answer_type for s in samples],
+        "choices": [list(s.choices) for s in samples],
+        "facts": [s.facts for s in samples],
+        "video": [s.video for s in samples],
+        "question": [s.question for s in samples],
+    }
+
+
+def objective_step(bundle, ref, tb, params: ObjectiveParams, scfg: RLStageConfig, dist: Distributed):
+    """Forward the policy on the batch's completions, compute the objective, backward, sync grads."""
+    from avatar_core.models.generation import completion_hidden_states, completion_logprobs
+
+    temperature = scfg.generation.temperature
+    name = scfg.objective.name
+    ref_logp = None
+    if params.beta > 0:
+        with torch.no_grad():
+            ref_logp = completion_logprobs(
+                ref, tb.inputs, tb.completion_ids, tb.mask, tb.prompt_index, temperature=temperature
+            )  # [N, L]
+    head = bundle.lm_head()
+    common = dict(ref_logp=ref_logp, is_replay=tb.is_replay, group_ids=tb.group_ids)
+    if head is not None:
+        hidden = completion_hidden_states(
+            bundle, tb.inputs, tb.completion_ids, tb.mask, tb.prompt_index
+        )  # [N, L, H]
+        if scfg.objective.use_fused_kernel:
+            from avatar_core.kernels import fused_objective
+
+            loss, stats, _ = fused_objective(
+                hidden,
+                head.weight,
+                tb.completion_ids,
+                tb.mask,
+                tb.behaviour_logp,
+                tb.advantages,
+                params,
+                objective=name,
+                temperature=temperature,
+                lm_head_bias=head.bias,
+                **common,
+            )
+        else:
+            logits = head(hidden).float() / temperature  # [N, L, V]
+            logp = (
+                torch.log_softmax(logits, -1).gather(-1, tb.completion_ids.unsqueeze(-1)).squeeze(-1)
+            )  # [N, L]
+            loss, stats = compute_objective(
+                name, logp, tb.behaviour_logp, tb.advantages, tb.mask, params, **common
+            )
+    else:
+        log.debug("LM head not reachable: plain objective on teacher-forced log-probs")
+        logp = completion_logprobs(
+            bundle, tb.inputs, tb.completion_ids, tb.mask, tb.prompt_index, temperature=temperature
+        )  # [N, L]
+        loss, stats = compute_objective(
+            name, logp, tb.behaviour_logp, tb.advantages, tb.mask, params, **common
+        )
+    loss.backward()
+    dist.average_gradients(bundle.model)
+    return float(loss.detach()), {k: float(v) for k, v in stats.items()}

@@ -1,0 +1,176 @@
+"""Cold-start SFT (stage S0): teach the answer format and short reasoning traces.
+
+The loss is the mean negative log-likelihood of the assistant tokens only (the reasoning trace
+and the end-of-turn token), teacher-forced after the multimodal prompt. Explicit loop: batches of
+`batch_size`, `grad_accum` micro-batches per optimiser step, warm-up + schedule, periodic
+validation loss, resumable checkpoints every `save_every` steps, the final model as safetensors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from avatar_core.config import AvatarConfig
+from avatar_core.data.schema import Sample, render_messages
+from avatar_core.recipes import checkpoint as ckpt
+from avatar_core.recipes.common import (
+    ClipCache,
+    decodable,
+    load_samples,
+    load_stage_policy,
+    seed_everything,
+    stage_model_dir,
+    write_json,
+)
+from avatar_core.recipes.metrics import StepLog
+from avatar_core.recipes.rl_parts import Distributed, build_optimizer
+
+log = logging.getLogger(__name__)
+
+
+def target_ids(tokenizer, sample: Sample) -> torch.Tensor:
+    """Assistant tokens of a sample: its reasoning trace followed by the end-of-turn token."""
+    ids = tokenizer(sample.reasoning, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    return torch.tensor(ids, dtype=torch.long)  # [L]
+
+
+def sft_loss(bundle, samples: list[Sample], clips: ClipCache) -> torch.Tensor:
+    """Mean NLL per assistant token over a micro-batch."""
+    from avatar_core.models.generation import completion_logprobs
+    from avatar_core.models.inputs import encode_prompts
+
+    inputs = encode_prompts(bundle, [render_messages(s) for s in samples], clips.get_many(samples))
+    targets = [target_ids(bundle.tokenizer, s) for s in samples]
+    length = max(t.numel() for t in targets)
+    ids = torch.full((len(samples), length), bundle.tokenizer.pad_token_id, dtype=torch.long)  # [B, L]
+    mask = torch.zeros(len(samples), length)  # [B, L]
+    for i, t in enumerate(targets):
+        ids[i, : t.numel()], mask[i, : t.numel()] = t, 1.0
+    logp = completion_logprobs(bundle, inputs, ids, mask, torch.arange(len(samples)))  # [B, L]
+    return -(logp * mask).sum() / mask.sum()
+
+
+def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
+    scfg = cfg.sft
+    out_dir, run_dir = Path(cfg.paths.sft_dir), Path(cfg.paths.runs_dir) / "sft"
+    init_dir = stage_model_dir(cfg, "base")
+    fp = ckpt.fingerprint("sft", cfg.seed, scfg.model_dump(mode="json"), ckpt.directory_digest(init_dir))
+    if (out_dir / "done.json").is_file() and json.loads((out_dir / "done.json").read_text()).get(
+        "fingerprint"
+    ) == fp:
+        log.info("sft is up to date; nothing to do")
+        return json.loads((out_dir / "done.json").read_text())
+
+    dist = Distributed.setup()
+    seed_everything(cfg.seed + dist.rank)
+    bundle = load_stage_policy(cfg, "base")
+    model = bundle.model
+    clips = ClipCache(cfg)
+    train, rejected = decodable(load_samples(cfg, "train", scfg.tasks), clips)
+    train = [s for s in train if s.reasoning]
+    val = decodable(load_samples(cfg, "validation", scfg.tasks), clips)[0] if cfg.data.synthetic.n_val else []
+    train = train[dist.rank :: dist.world]  # each process trains on its own shard
+    per_epoch = math.ceil(len(train) / (scfg.batch_size * scfg.grad_accum))
+    total = scfg.max_steps or per_epoch * scfg.epochs
+    optimizer, scheduler = build_optimizer(model, scfg.optim, total)
+    rng = np.random.default_rng(cfg.seed)
+    order: list[int] = []
+    step = 0
+    resumed = ckpt.load_run(run_dir, fp)
+    if resumed is not None:
+        weights, trainer = resumed
+        model.load_state_dict(weights)
+        optimizer.load_state_dict(trainer["optimizer"])
+        scheduler.load_state_dict(trainer["scheduler"])
+        rng.bit_generator.state = trainer["sampler_rng"]
+        order, step = list(trainer["order"]), int(trainer["step"])
+        log.info("resuming sft from step %d", step)
+    steplog = StepLog(run_dir / "log.jsonl")
+    steplog.truncate_after(step)
+
+    model.train()
+    bar = tqdm(total=total, initial=step, desc="sft", disable=not progress or dist.rank > 0)
+    while step < total:
+        losses = []
+        for _ in range(scfg.grad_accum):
+            if len(order) < scfg.batch_size:
+                order += rng.permutation(len(train)).tolist()
+            idx, order = order[: scfg.batch_size], order[scfg.batch_size :]
+            loss = sft_loss(bundle, [train[i] for i in idx], clips) / scfg.grad_accum
+            loss.backward()
+            losses.append(float(loss) * scfg.grad_accum)
+        dist.average_gradients(model)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), scfg.optim.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        record = {"step": step, "loss": float(np.mean(losses)), "lr": scheduler.get_last_lr()[0]}
+        if val and (step % scfg.eval_every == 0 or step == total):
+            record["val_loss"] = validation_loss(bundle, val, clips, scfg.batch_size)
+        if dist.rank == 0:
+            steplog.append(record)
+        bar.set_postfix(loss=f"{record['loss']:.3f}")
+        bar.update(1)
+        if step % scfg.save_every == 0 and step < total and dist.rank == 0:
+            ckpt.save_run(
+                run_dir,
+                model,
+                {
+                    "fingerprint": fp,
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "sampler_rng": rng.bit_generator.state,
+                    "order": order,
+                    "step": step,
+                },
+            )
+    bar.close()
+    if dist.rank != 0:
+        dist.barrier()
+        return {}
+    from avatar_core.models.loading import save_policy
+
+    records = steplog.read()
+    result = {
+        "stage": "sft",
+        "fingerprint": fp,
+        "steps": step,
+        "train_samples": len(train),
+        "final_loss": records[-1]["loss"] if records else None,
+        "val_loss": next((r["val_loss"] for r in reversed(records) if "val_loss" in r), None),
+        "rejected_samples": rejected,
+    }
+    tmp = ckpt.atomic_dir(out_dir)
+    save_policy(bundle, tmp / "model")
+    write_json(tmp / "done.json", result)
+    ckpt.commit_dir(tmp, out_dir)
+    metrics_dir = Path(cfg.paths.metrics_dir) / "sft"
+    write_json(
+        metrics_dir / "metrics.json",
+        {k: v for k, v in result.items() if k not in ("fingerprint", "rejected_samples")},
+    )
+    (metrics_dir / "curve.csv").write_text(
+        "step,loss,val_loss\n"
+        + "".join(f"{r['step']},{r['loss']},{r.get('val_loss', '')}\n" for r in records)
+    )
+    dist.barrier()
+    return result
+
+
+@torch.no_grad()
+def validation_loss(bundle, samples: list[Sample], clips: ClipCache, batch_size: int) -> float:
+    bundle.model.eval()
+    losses = [
+        float(sft_loss(bundle, samples[i : i + batch_size], clips))
+        for i in range(0, len(samples), batch_size)
+    ]
+    bundle.model.train()
+    return float(np.mean(losses))
