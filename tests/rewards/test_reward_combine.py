@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import math
 import random
+from pathlib import Path
 
 import pytest
 
-from avatar_core.config import REWARD_NAMES, RewardOptions
+from avatar_core.config import REWARD_NAMES, RewardOptions, load_config
 from avatar_core.rewards.combine import REWARDS, build_reward_fns, combine_rewards
 from avatar_core.rewards.judge import RuleJudge
 
@@ -131,3 +132,20 @@ def test_judge_reward_without_a_judge_is_an_error() -> None:
         build_reward_fns({"judge": 1.0})
     with pytest.raises(ValueError, match="numeric_mode must be 'dense' or 'binary', got 'soft'"):
         build_reward_fns({"accuracy": 1.0}, numeric_mode="soft")
+
+
+def test_every_stage_of_the_repository_params_builds_its_rewards() -> None:
+    cfg = load_config(Path(__file__).resolve().parents[2] / "params.yaml")
+    for stage in ("s1", "s2", "s3"):
+        scfg = cfg.rl.stage(stage)
+        options = scfg.reward_options
+        fns = build_reward_fns(
+            scfg.rewards,
+            numeric_mode=options.numeric_mode,
+            numeric_tol=options.numeric_tol,
+            judge=RuleJudge(),
+        )
+        totals, per_reward = combine_rewards(COMPLETIONS, COLUMNS, scfg.rewards, fns)
+        assert set(per_reward) == set(scfg.rewards)
+        assert all(0.0 <= total <= sum(scfg.rewards.values()) for total in totals)
+        assert totals[0] == pytest.approx(sum(scfg.rewards.values()))  # the right, well-formed answer
