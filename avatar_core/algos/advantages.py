@@ -11,9 +11,9 @@
   that, here the formula stays the paper's.
 
 One deliberate numerical difference from TRL: a group whose rewards are exactly equal (or that
-has a single member) gets A = 0 exactly. TRL computes (r - mean) / (0 + 1e-4), where the rounding
-error of the mean (e.g. three rewards of 0.1 in float32) is multiplied by 10^4 into a small but
-non-zero advantage; the paper's definition (zero variance -> zero advantage) is what we keep.
+has a single member) gets A = 0 exactly. TRL computes (r - mean) / (0 + 1e-4), which multiplies
+the rounding error of the mean by 10^4 into a small non-zero advantage (eight float32 rewards of
+0.7 get A = 6e-4); we keep the paper's definition: zero variance, zero advantage.
 Means and variances are accumulated in float64 and returned in the rewards' dtype.
 """
 

@@ -99,7 +99,9 @@ def _per_token_loss(
     clipped = ratio_used.clamp(1 - params.eps_low, 1 + params.eps_high)  # [B, L]
     surrogate = torch.minimum(ratio_used * adv, clipped * adv)  # [B, L]
     if tas_w is None:
-        tas_w = tas_weights(mask, params.tas_lambda)  # [B, L]
+        # float64 log-probs get float64 weights (1 + 0.3 is not exact in float32)
+        tas_mask = mask.to(torch.float64) if dtype == torch.float64 else mask  # [B, L]
+        tas_w = tas_weights(tas_mask, params.tas_lambda)  # [B, L]
     tas_w = tas_w.to(dtype)  # [B, L]
     loss = -(tas_w * surrogate)  # [B, L]
     kl = None

@@ -8,7 +8,7 @@ since w_t > 0), before the KL term is added; see `objectives.per_token_loss`.
 
 Positions are counted among the real tokens (cumulative sum of the mask), which equals the column
 index for the right-padded batches we use and stays correct for left padding. The weights are
-computed in float32 whatever the mask dtype, so positions stay exact integers up to 2^24.
+computed in float32 (float64 for a float64 mask), so positions stay exact integers up to 2^24.
 """
 
 from __future__ import annotations
