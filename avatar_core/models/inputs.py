@@ -1,0 +1,198 @@
+"""Prompt encoding: chat messages + clips -> one left-padded model batch, and row selection.
+
+Each prompt is run through the processor on its own, then the rows are collated. Per-prompt
+processing lets every clip keep its own frame rate (the Omni processor takes one fps per call, and
+the fps sets where audio chunks interleave with video chunks) and trims the Whisper features to
+the clip's real length (the extractor pads to 30 s; the model reads only the masked frames, so
+the trim is exact and saves the memory of G copies of 30 s of mel features).
+
+`select_rows(bundle, batch, index)` builds a batch whose row k is row index[k] of `batch`, with
+video patches, grids and audio features repeated consistently: generation expands each prompt to
+its group of G completions with it, and teacher forcing maps completions back to their prompts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from transformers.feature_extraction_utils import BatchFeature
+
+SILENCE_SAMPLES = 16000  # a clip without audio is encoded with 1 s of silence at 16 kHz
+_PER_VIDEO = ("video_grid_thw", "video_second_per_grid", "second_per_grid_ts")
+_PER_AUDIO = ("input_features", "feature_attention_mask")
+_FLAGS = ("use_audio_in_video",)
+
+
+class ClipLike(Protocol):
+    """What encoding needs from `avatar_core.data.media.Clip`."""
+
+    frames: np.ndarray  # [T, H, W, 3] uint8
+    audio: np.ndarray  # [N] float32 mono at 16 kHz
+
+
+def _clip_audio(clip: ClipLike) -> np.ndarray:
+    audio = getattr(clip, "audio", None)
+    if audio is None or np.asarray(audio).size == 0:
+        return np.zeros(SILENCE_SAMPLES, np.float32)
+    return np.asarray(audio, dtype=np.float32)
+
+
+def _frame_rate(clip: ClipLike, n_frames: int) -> float:
+    """Rate of the sampled frames: they span the clip uniformly, so frame count / duration."""
+    duration = getattr(clip, "duration_s", None)
+    if not duration:
+        audio = getattr(clip, "audio", None)
+        duration = len(audio) / 16000 if audio is not None and len(audio) else n_frames / 2.0
+    return n_frames / float(duration)
+
+
+def _encode_one(bundle: Any, messages: list[dict], clip: ClipLike | None, where: str) -> BatchFeature:
+    """One prompt -> a batch of one row (no padding)."""
+    text = bundle.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    has_video_slot = bundle.tokenizer.video_token in text
+    if clip is None:
+        if has_video_slot:
+            raise ValueError(f"{where}: the messages hold a video item but no clip was given")
+        if bundle.processor is None:
+            return BatchFeature(dict(bundle.tokenizer([text], return_tensors="pt")))
+        return bundle.processor(text=[text], return_tensors="pt")
+    if not has_video_slot:
+        raise ValueError(f"{where}: a clip was given but the messages hold no video item")
+    if bundle.processor is None:
+        raise ValueError(f"{where}: model kind {bundle.kind!r} has no processor and cannot take a clip")
+    frames = np.asarray(clip.frames)
+    if frames.ndim != 4 or frames.shape[0] == 0:
+        raise ValueError(
+            f"{where}: clip frames must have shape [T, H, W, 3] with T > 0, got {list(frames.shape)}"
+        )
+    fps = _frame_rate(clip, frames.shape[0])
+    if bundle.kind != "qwen2_5_omni":
+        return bundle.processor(text=[text], videos=[frames], videos_kwargs={"fps": fps}, return_tensors="pt")
+    audio = _clip_audio(clip)
+    row = bundle.processor(
+        text=[text],
+        videos=[frames],
+        audio=[audio],
+        load_audio_from_video=True,
+        audio_from_video_indices=[0],
+        videos_kwargs={"fps": fps},
+        return_tensors="pt",
+    )
+    valid = int(row["feature_attention_mask"].sum())
+    row["input_features"] = row["input_features"][:, :, :valid]  # [1, mel, frames]
+    row["feature_attention_mask"] = row["feature_attention_mask"][:, :valid]  # [1, frames]
+    row["use_audio_in_video"] = True
+    return row
+
+
+def encode_prompts(
+    bundle: Any, messages_list: list[list[dict]], clips: list[ClipLike | None]
+) -> BatchFeature:
+    """Left-padded batch of prompts; Omni prompts with a clip carry video with audio-in-video."""
+    if len(messages_list) != len(clips):
+        raise ValueError(f"encode_prompts: {len(messages_list)} message lists but {len(clips)} clips")
+    if not messages_list:
+        raise ValueError("encode_prompts: no prompts given")
+    rows = [
+        _encode_one(bundle, m, c, f"prompt {i}")
+        for i, (m, c) in enumerate(zip(messages_list, clips, strict=True))
+    ]
+    return collate_rows(rows, bundle.tokenizer.pad_token_id)
+
+
+def _pad_features(
+    features: list[torch.Tensor], masks: list[torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(f.shape[-1] for f in features)
+    padded = [torch.nn.functional.pad(f, (0, width - f.shape[-1])) for f in features]  # each [A, mel, width]
+    padded_masks = [torch.nn.functional.pad(m, (0, width - m.shape[-1])) for m in masks]  # each [A, width]
+    return torch.cat(padded), torch.cat(padded_masks)
+
+
+def collate_rows(rows: list[BatchFeature], pad_token_id: int) -> BatchFeature:
+    """Stack single-row batches: left-pad ids and mask, concatenate media tensors in row order."""
+    length = max(r["input_ids"].shape[1] for r in rows)
+    ids = torch.full((len(rows), length), pad_token_id, dtype=torch.long)  # [B, P]
+    mask = torch.zeros((len(rows), length), dtype=torch.long)  # [B, P]
+    for i, r in enumerate(rows):
+        n = r["input_ids"].shape[1]
+        ids[i, length - n :] = r["input_ids"][0]
+        mask[i, length - n :] = r["attention_mask"][0]
+    out: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
+    keys = {k for r in rows for k in r.keys()} - {"input_ids", "attention_mask"}
+    for key in sorted(keys):
+        present = [r[key] for r in rows if key in r]
+        if key in _FLAGS:
+            out[key] = any(bool(v) for v in present)
+        elif key == "input_features":
+            masks = [r["feature_attention_mask"] for r in rows if key in r]
+            out["input_features"], out["feature_attention_mask"] = _pad_features(present, masks)
+        elif key == "feature_attention_mask":
+            continue
+        elif isinstance(present[0], torch.Tensor):
+            out[key] = torch.cat(present)
+        else:
+            out[key] = [item for v in present for item in v]
+    return BatchFeature(out)
+
+
+def _media_counts(bundle: Any, ids: torch.Tensor) -> tuple[int, int, int]:
+    """(images, videos, audios) referenced by one row of ids, counted from the marker tokens."""
+    tok = bundle.tokenizer
+    vision_bos = tok.convert_tokens_to_ids("<|vision_bos|>")
+    audio_bos = tok.convert_tokens_to_ids("<|audio_bos|>")
+    image_id, video_id = tok.convert_tokens_to_ids("<|IMAGE|>"), tok.convert_tokens_to_ids("<|VIDEO|>")
+    seq = ids.tolist()
+    images = videos = 0
+    for j, token in enumerate(seq):
+        if token != vision_bos:
+            continue
+        nxt = seq[j + 2] if j + 2 < len(seq) and seq[j + 1] == audio_bos else seq[min(j + 1, len(seq) - 1)]
+        images += nxt == image_id
+        videos += nxt == video_id
+    audios = seq.count(audio_bos) if bundle.kind == "qwen2_5_omni" else 0
+    return images, videos, audios
+
+
+def split_rows(bundle: Any, batch: BatchFeature) -> list[BatchFeature]:
+    """Inverse of `collate_rows`: one single-row batch per row (padding kept, media sliced)."""
+    counts = [_media_counts(bundle, row_ids) for row_ids in batch["input_ids"]]
+    image_patches = batch["image_grid_thw"].prod(-1).tolist() if "image_grid_thw" in batch else []
+    video_patches = batch["video_grid_thw"].prod(-1).tolist() if "video_grid_thw" in batch else []
+    rows: list[BatchFeature] = []
+    img = vid = aud = img_patch = vid_patch = 0
+    for i, (n_img, n_vid, n_aud) in enumerate(counts):
+        row: dict[str, Any] = {
+            "input_ids": batch["input_ids"][i : i + 1],
+            "attention_mask": batch["attention_mask"][i : i + 1],
+        }
+        if n_img:
+            n = sum(image_patches[img : img + n_img])
+            row["pixel_values"] = batch["pixel_values"][img_patch : img_patch + n]
+            row["image_grid_thw"] = batch["image_grid_thw"][img : img + n_img]
+            img, img_patch = img + n_img, img_patch + n
+        if n_vid:
+            n = sum(video_patches[vid : vid + n_vid])
+            row["pixel_values_videos"] = batch["pixel_values_videos"][vid_patch : vid_patch + n]
+            for key in _PER_VIDEO:
+                if key in batch:
+                    row[key] = batch[key][vid : vid + n_vid]
+            vid, vid_patch = vid + n_vid, vid_patch + n
+        if n_aud:
+            for key in _PER_AUDIO:
+                row[key] = batch[key][aud : aud + n_aud]
+            aud += n_aud
+        for key in _FLAGS:
+            if key in batch:
+                row[key] = batch[key]
+        rows.append(BatchFeature(row))
+    return rows
+
+
+def select_rows(bundle: Any, batch: BatchFeature, index: torch.Tensor | list[int]) -> BatchFeature:
+    """Batch whose row k is row index[k] of `batch` (repeats allowed), media repeated to match."""
+    rows = split_rows(bundle, batch)
+    picked = [rows[int(i)] for i in index]
+    return collate_rows(picked, bundle.tokenizer.pad_token_id)
