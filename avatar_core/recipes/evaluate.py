@@ -7,11 +7,13 @@ benchmark adapter), the model answers greedily; an answer is correct when its pa
 error below 1e-3). Accuracy is reported overall and per task type with 95% bootstrap intervals,
 beside the chance level and, as a control, the accuracy with blanked media (black frames, silence):
 an honest task keeps that control near chance. Writes results.json (DVC metrics), results.md and
-accuracy_by_stage.png to `paths.eval_dir`.
+accuracy_by_stage.png to `paths.eval_dir`, and every evaluation set as
+`lm_eval/<set>.jsonl` there for the lm-eval tasks of `avatar_core.evaluation.lm_eval_tasks`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from pathlib import Path
@@ -20,9 +22,17 @@ import torch
 from tqdm.auto import tqdm
 
 from avatar_core.config import AvatarConfig
-from avatar_core.data.schema import Sample, render_messages
+from avatar_core.data.media import resolve_media_path
+from avatar_core.data.schema import Sample, format_question, render_messages
 from avatar_core.evaluation.stats import bootstrap_accuracy, chance_level
-from avatar_core.recipes.common import ClipCache, load_samples, load_stage_policy, stage_model_dir, write_json
+from avatar_core.recipes.common import (
+    ClipCache,
+    load_samples,
+    load_stage_policy,
+    media_root,
+    stage_model_dir,
+    write_json,
+)
 from avatar_core.rewards import accuracy_reward
 
 log = logging.getLogger(__name__)
@@ -89,9 +99,32 @@ def evaluation_sets(cfg: AvatarConfig) -> dict[str, tuple[list[Sample], Path | N
     return sets
 
 
+def export_lm_eval_jsonl(samples: list[Sample], path: str | Path, media_root: str | Path) -> int:
+    """Write one JSON line per sample for the avatar_* lm-eval tasks; returns the lines written.
+
+    Fields: id, task, prompt (= format_question(sample), the user text `avatar evaluate` sends),
+    answer (the option letter or the number, as text: a column of one type), answer_type,
+    choices, video (absolute path, resolved like ClipCache does; '' for text-only samples).
+    """
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for s in samples:
+        s.validate(f"{out}: sample {s.id!r}")
+        video = str(resolve_media_path(media_root, s.video)) if s.video else ""
+        row = {"id": s.id, "task": s.task, "prompt": format_question(s), "answer": s.answer}
+        row |= {"answer_type": s.answer_type, "choices": list(s.choices), "video": video}
+        lines.append(json.dumps(row, ensure_ascii=False) + "\n")
+    out.write_text("".join(lines), encoding="utf-8")
+    return len(lines)
+
+
 def run_evaluate(cfg: AvatarConfig, progress: bool = True) -> dict:
     e = cfg.evaluate
     sets = evaluation_sets(cfg)
+    for name, (samples, root) in sets.items():
+        root = root if root is not None else media_root(cfg)
+        export_lm_eval_jsonl(samples, Path(cfg.paths.eval_dir) / "lm_eval" / f"{name}.jsonl", root)
     results: dict = {"chance": {}, "stages": {}, "missing_checkpoints": []}
     for name, (samples, _) in sets.items():
         results["chance"][name] = chance_level(
