@@ -1,12 +1,14 @@
 """Nightly evaluation history: append the latest evaluation to a JSON-lines log and render it.
 
 `avatar history` (run by the `nightly-eval` flow after the forced re-evaluation) reads
-`<eval_dir>/results.json`, appends one record `{"time", "source", "metrics"}` to
+`<eval_dir>/metrics.json` (the evaluation's compact `{stage: {set: accuracy}}`; `results.json`
+when there is none), appends one record `{"time", "source", "metrics"}` to
 `<parent of eval_dir>/history.jsonl` (results/history.jsonl by default), then rewrites
 `history.md` (a table of the most recent runs) and `history.png` (one line per tracked metric)
 beside it. Pure file I/O and matplotlib: no model, no orchestration. The evaluation's JSON layout
 belongs to the evaluation recipe; records keep every number in it under its dotted path, and the
-table and plot show the accuracy-like ones (keys containing "acc"), or all when there are none.
+table and plot show the accuracy-like ones (keys containing "acc", or all when none do), without
+the blank-media controls.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from avatar_core.config import AvatarConfig
 from avatar_core.pipeline.tables import flatten_numbers, markdown_table, read_json
 
 HISTORY_NAME = "history"
-MAX_COLUMNS = 8
+MAX_COLUMNS = 10
 TABLE_ROWS = 30
 
 
@@ -72,16 +74,19 @@ def read_history(path: Path) -> list[dict[str, Any]]:
 def append_record(path: Path, record: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
-        handle.write(json.dumps(record, sort_keys=True) + "\n")
+        handle.write(json.dumps(record) + "\n")
 
 
 def select_columns(records: list[dict[str, Any]], max_columns: int = MAX_COLUMNS) -> list[str]:
-    """Metric keys to show: those of the latest record containing 'acc' (else all), first `max_columns`."""
+    """Metric keys to show, in the latest record's order: accuracy-like keys (last part contains
+    'acc') when there are any, else all; blank-media controls dropped unless nothing else is left."""
     if not records:
         return []
-    keys = sorted(records[-1]["metrics"])
+    keys = list(records[-1]["metrics"])
     accuracy = [k for k in keys if "acc" in k.rsplit(".", 1)[-1].lower()]
-    return (accuracy or keys)[:max_columns]
+    chosen = accuracy or keys
+    with_media = [k for k in chosen if "blank" not in k.lower()]
+    return (with_media or chosen)[:max_columns]
 
 
 def render_markdown(records: list[dict[str, Any]], columns: list[str], rows: int = TABLE_ROWS) -> str:
@@ -120,19 +125,25 @@ def render_plot(records: list[dict[str, Any]], columns: list[str], path: Path) -
     plt.close(fig)
 
 
+def evaluation_file(eval_dir: str | Path) -> Path:
+    """The evaluation's compact `metrics.json` when it wrote one, else its full `results.json`."""
+    compact = Path(eval_dir) / "metrics.json"
+    return compact if compact.is_file() else Path(eval_dir) / "results.json"
+
+
 def update_history(eval_dir: str | Path, when: datetime | None = None) -> list[dict[str, Any]]:
-    """Append `<eval_dir>/results.json` to the history and re-render the table and plot; returns all
-    records. The existing file is validated before anything is appended."""
-    results_path = Path(eval_dir) / "results.json"
-    if not results_path.is_file():
-        raise HistoryError(f"{results_path} does not exist: run `avatar evaluate` first")
+    """Append the evaluation in `eval_dir` to the history and re-render the table and plot; returns
+    all records. The existing history is validated before anything is appended."""
+    source = evaluation_file(eval_dir)
+    if not source.is_file():
+        raise HistoryError(f"{source} does not exist: run `avatar evaluate` first")
     try:
-        results = read_json(results_path)
+        results = read_json(source)
     except ValueError as err:
         raise HistoryError(str(err)) from None
     jsonl, md, png = history_paths(eval_dir)
     records = read_history(jsonl)
-    record = make_record(results, when or datetime.now(timezone.utc), str(results_path))
+    record = make_record(results, when or datetime.now(timezone.utc), str(source))
     append_record(jsonl, record)
     records.append(record)
     columns = select_columns(records)

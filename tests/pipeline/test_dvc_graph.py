@@ -1,0 +1,176 @@
+"""dvc.yaml against the code: params keys exist in the config model, the graph is the curriculum,
+stage commands are CLI commands, and each stage's code deps cover every avatar_core module its
+recipe imports (static import walk), so editing that code reruns the stage."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+from dvc.dependency.param import ParamsDependency
+from pydantic import BaseModel
+
+from avatar_core.cli import RECIPES
+from avatar_core.config import AvatarConfig
+from avatar_core.pipeline.dvc_repo import open_repo, stage_names
+from tasks.stages import CURRICULUM
+
+ROOT = Path(__file__).resolve().parents[2]
+# Imported by every stage but not deps on purpose: params.yaml holds every value, so config.py
+# (field docs, validators) and the CLI plumbing would otherwise rerun the whole pipeline per edit.
+NOT_DEPS = {
+    "avatar_core/__init__.py",
+    "avatar_core/recipes/__init__.py",
+    "avatar_core/config.py",
+    "avatar_core/registry.py",
+    "avatar_core/cli.py",
+}
+EXPECTED_UPSTREAM = {
+    "ingest": set(),
+    "hints": {"ingest"},
+    "sft": {"ingest"},
+    "rl@s1": {"ingest", "hints", "sft"},
+    "rl@s2": {"ingest", "hints", "rl@s1"},
+    "rl@s3": {"ingest", "hints", "rl@s2"},
+    "evaluate": {"ingest", "sft", "rl@s1", "rl@s2", "rl@s3"},
+}
+
+
+@pytest.fixture(scope="module")
+def stages() -> dict[str, dict]:
+    with open_repo(ROOT) as repo:
+        graph = repo.index.graph
+        return {
+            stage.addressing: {
+                "cmd": stage.cmd,
+                "params": [key for d in stage.deps if isinstance(d, ParamsDependency) for key in d.params],
+                "deps": [d.def_path for d in stage.deps if not isinstance(d, ParamsDependency)],
+                "upstream": {up.addressing for up in graph.successors(stage)},
+            }
+            for stage in repo.index.stages
+        }
+
+
+def config_has_key(dotted: str) -> bool:
+    node: type[BaseModel] | None = AvatarConfig
+    for part in dotted.split("."):
+        if node is None or part not in node.model_fields:
+            return False
+        annotation = node.model_fields[part].annotation
+        node = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return True
+
+
+def test_config_key_walk_rejects_unknown_keys() -> None:
+    assert config_has_key("rl.s3.tas.lam") and config_has_key("paths.eval_dir") and config_has_key("seed")
+    assert (
+        not config_has_key("rl.s4")
+        and not config_has_key("rl.s1.tas.lambda")
+        and not config_has_key("seed.x")
+    )
+
+
+def test_every_params_key_is_a_config_field_and_in_params_yaml(stages: dict[str, dict]) -> None:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for name, stage in stages.items():
+        assert stage["params"], f"stage {name} names no params"
+        for key in stage["params"]:
+            assert config_has_key(key), (
+                f"dvc.yaml stage {name}: params key {key!r} is not a field of AvatarConfig"
+            )
+            node = params
+            for part in key.split("."):
+                assert isinstance(node, dict) and part in node, (
+                    f"stage {name}: {key!r} missing from params.yaml"
+                )
+                node = node[part]
+
+
+def test_rl_stages_depend_only_on_their_own_section(stages: dict[str, dict]) -> None:
+    for item in ("s1", "s2", "s3"):
+        assert sorted(stages[f"rl@{item}"]["params"]) == ["rl." + item, "seed"]
+
+
+def test_graph_is_the_curriculum(stages: dict[str, dict]) -> None:
+    assert {name: stage["upstream"] for name, stage in stages.items()} == EXPECTED_UPSTREAM
+    order = stage_names(ROOT)
+    assert sorted(order) == sorted(CURRICULUM)
+    for name in CURRICULUM:  # the flow's fixed order respects the graph
+        assert all(CURRICULUM.index(up) < CURRICULUM.index(name) for up in EXPECTED_UPSTREAM[name])
+
+
+def test_commands_are_cli_commands_with_the_params_file(stages: dict[str, dict]) -> None:
+    for name, stage in stages.items():
+        words = stage["cmd"].split()
+        assert words[0] == "avatar" and words[1] in RECIPES, f"stage {name}: {stage['cmd']!r}"
+        assert words[words.index("--params") + 1] == "params.yaml"
+        if name.startswith("rl@"):
+            assert words[words.index("--stage") + 1] == name.removeprefix("rl@")
+
+
+def _module_file(module: str) -> Path | None:
+    base = ROOT / Path(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_modules(path: Path) -> set[str]:
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    if path.name != "__init__.py":
+        package = package.rsplit(".", 1)[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return {m for m in found if m.split(".")[0] == "avatar_core"}
+
+
+def import_closure(module: str) -> set[str]:
+    """Repo-relative files of every avatar_core module `module` imports, transitively (parents'
+    __init__ included, since importing a submodule runs them)."""
+    seen: set[Path] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):
+            path = _module_file(".".join(parts[:i]))
+            if path is not None and path not in seen:
+                seen.add(path)
+                todo.extend(_imported_modules(path))
+    return {str(p.relative_to(ROOT)) for p in seen}
+
+
+def test_import_closure_follows_relative_and_lazy_imports() -> None:
+    closure = import_closure("avatar_core.pipeline.remote")
+    assert {
+        "avatar_core/pipeline/remote.py",
+        "avatar_core/pipeline/dvc_repo.py",
+        "avatar_core/config.py",
+    } <= closure
+    assert "avatar_core/recipes/history.py" not in closure
+
+
+@pytest.mark.parametrize("name", CURRICULUM)
+def test_code_deps_cover_what_the_recipe_imports(stages: dict[str, dict], name: str) -> None:
+    command = stages[name]["cmd"].split()[1]
+    module = RECIPES[command].split(":")[0]
+    recipe_file = module.replace(".", "/") + ".py"
+    deps = [d.rstrip("/") for d in stages[name]["deps"] if d.startswith("avatar_core")]
+    assert recipe_file in deps, f"stage {name} must depend on its recipe {recipe_file}"
+    assert (ROOT / recipe_file).is_file(), f"stage {name}: recipe {recipe_file} does not exist"
+    uncovered = sorted(
+        f for f in import_closure(module) - NOT_DEPS if not any(f == d or f.startswith(d + "/") for d in deps)
+    )
+    assert not uncovered, f"dvc.yaml stage {name} runs code it does not list as deps: {uncovered}"
