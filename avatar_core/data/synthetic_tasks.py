@@ -1,0 +1,288 @@
+"""The four synthetic task families: frames, audio and the known answer of one sample.
+
+Each family renders a clip from a seeded generator and a planned answer key, so the planner (in
+synthetic.py) can balance answers exactly. The answer depends on the media only: every family
+asks one fixed question, and for multiple choice the option texts are the objects shown.
+
+Sampling assumption: the model sees `n_frames` frames taken by `sample_frame_indices` (uniform,
+first and last included). Visual cues (flashes, pulses) are centred on those sampled frames
+("slots") and last `2 * half_width + 1` frames, with at least one unlit frame between cues on
+neighbouring slots, so a flash is both caught by the sampler and a separate flash in the full
+video. Tones that go with a pulse cover exactly the pulse's frames. Beeps of `count_beeps` lie on
+the 40 ms audio-token grid with gaps of at least 160 ms. A model sampling other frame counts still
+sees every cue only if its sampled frames include the slots (e.g. 4 slots in a 16-frame clip are
+frames 0, 5, 10, 15).
+
+- count_flashes (s1, numeric): one square, bright on `count` slots, dim on the others (at least
+  one dim slot, so bright and dim are both on screen).
+- av_match (s2, mc): 2 (easy) or 4 (hard) squares of different colours pulse on disjoint slot
+  sets; the tone plays on the target's slots. Which colour makes the sound?
+- count_beeps (s2, numeric): 1-3 (easy) or 1-5 (hard) beeps; a square flashes a different
+  number of times as a distractor.
+- localise (s3, mc): 2 squares (left/right, easy) or 4 (left/right/top/bottom, hard) of one
+  colour pulse on disjoint slot sets; where is the one in time with the tone?
+Hard samples use smaller, lower-contrast squares on a noisy background and quieter tones in noise.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from avatar_core.data.schema import OPTION_LETTERS
+from avatar_core.data.synthetic_scene import (
+    AUDIO_TOKEN_S,
+    PALETTE,
+    POSITIONS,
+    STYLES,
+    ClipSpec,
+    Style,
+    canvas,
+    draw_square,
+    finish_audio,
+    finish_frames,
+    lit_frames,
+    partition_slots,
+    quadrant_centres,
+    slot_seconds,
+    square_box,
+    tone,
+)
+from avatar_core.registry import Registry
+
+
+@dataclass
+class Rendered:
+    """One rendered sample: media plus the text fields of its `Sample`."""
+
+    frames: np.ndarray  # [T, H, W, 3] uint8
+    audio: np.ndarray  # [N] float32
+    answer: str
+    choices: list[str]
+    reasoning: str
+    facts: dict[str, Any]
+    layout: dict[str, Any] = field(default_factory=dict)  # geometry and timing, for tests and debugging
+
+
+@dataclass(frozen=True)
+class TaskFamily:
+    name: str
+    stage: str
+    answer_type: str
+    question: str
+    hint: str
+    n_answers: Callable[[str, ClipSpec], int]  # size of the answer space at a difficulty
+    render: Callable[[np.random.Generator, ClipSpec, str, int], Rendered]
+
+
+TASKS: Registry[TaskFamily] = Registry("synthetic task")
+
+
+# --------------------------------------------------------------------------- families
+
+
+def _flash_counts(difficulty: str, spec: ClipSpec) -> list[int]:
+    n = len(spec.slots)  # at least one slot stays dim
+    return list(range(1, max(2, n // 2) + 1)) if difficulty == "easy" else list(range(1, n))
+
+
+def _render_count_flashes(rng: np.random.Generator, spec: ClipSpec, difficulty: str, key: int) -> Rendered:
+    style = STYLES[difficulty]
+    count = _flash_counts(difficulty, spec)[key]
+    colour_name = str(rng.choice(list(PALETTE)))
+    margin = style.side * spec.scale
+    cy, cx = rng.uniform(margin, spec.size - margin, size=2)
+    box = square_box(cy, cx, style.side, spec)
+    flash_slots = sorted(rng.choice(spec.slots, size=count, replace=False).tolist())
+    frames = canvas(spec, style)
+    draw_square(frames, box, PALETTE[colour_name], style, lit_frames(spec, flash_slots), spec)
+    audio = np.zeros(spec.n_samples, dtype=np.float32)  # visual task: a silent track
+    return Rendered(
+        finish_frames(frames, style, rng),
+        finish_audio(audio, style, rng),
+        str(count),
+        [],
+        f"<think>The square flashes {count} times.</think><answer>{count}</answer>",
+        {"count": count},
+        {"boxes": [box], "flash_slots": flash_slots},
+    )
+
+
+def _beep_counts(difficulty: str, spec: ClipSpec) -> list[int]:
+    return [1, 2, 3] if difficulty == "easy" else [1, 2, 3, 4, 5]
+
+
+def _place_beeps(rng: np.random.Generator, count: int, beep: int, gap: int, cells: int) -> list[int]:
+    """Start cells of `count` beeps of `beep` cells, at least `gap` cells apart, in cells 1..cells-2."""
+    slack = (cells - 2) - count * beep - (count - 1) * gap
+    if slack < 0:
+        raise ValueError(f"{count} beeps do not fit in {cells * AUDIO_TOKEN_S:.2f}s of audio")
+    extra = np.bincount(rng.integers(0, count + 1, size=slack), minlength=count + 1)  # slack per gap
+    starts, cell = [], 1 + int(extra[0])
+    for k in range(count):
+        starts.append(cell)
+        cell += beep + gap + int(extra[k + 1])
+    return starts
+
+
+def _render_count_beeps(rng: np.random.Generator, spec: ClipSpec, difficulty: str, key: int) -> Rendered:
+    style = STYLES[difficulty]
+    count = _beep_counts(difficulty, spec)[key]
+    beep, gap = (4, 6) if difficulty == "easy" else (3, 4)  # in 40 ms cells
+    cells = int(round(spec.n_samples / spec.sample_rate / AUDIO_TOKEN_S, 6))
+    freq = rng.uniform(500, 1000)
+    audio = np.zeros(spec.n_samples, dtype=np.float32)
+    beeps = []
+    for start in _place_beeps(rng, count, beep, gap, cells):
+        span = (start * AUDIO_TOKEN_S, (start + beep) * AUDIO_TOKEN_S)
+        tone(audio, *span, freq, style.tone_amp, spec.sample_rate)
+        beeps.append(span)
+    # distractor: a square flashing a different number of times
+    flashes = int(rng.choice([d for d in range(1, len(spec.slots)) if d != count]))
+    flash_slots = sorted(rng.choice(spec.slots, size=flashes, replace=False).tolist())
+    margin = style.side * spec.scale
+    box = square_box(*rng.uniform(margin, spec.size - margin, size=2), style.side, spec)
+    frames = canvas(spec, style)
+    draw_square(
+        frames, box, PALETTE[str(rng.choice(list(PALETTE)))], style, lit_frames(spec, flash_slots), spec
+    )
+    return Rendered(
+        finish_frames(frames, style, rng),
+        finish_audio(audio, style, rng),
+        str(count),
+        [],
+        f"<think>I hear {count} beeps; the flashes do not count.</think><answer>{count}</answer>",
+        {"count": count},
+        {"boxes": [box], "flash_slots": flash_slots, "beeps": beeps},
+    )
+
+
+def _sync_scene(
+    rng: np.random.Generator,
+    spec: ClipSpec,
+    style: Style,
+    centres: list[tuple[float, float]],
+    colours: list[str],
+    target: int,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Squares pulsing on disjoint slot sets; the tone plays on the target's slots."""
+    groups = partition_slots(rng, spec.slots, len(centres))
+    jitter = 2 * spec.scale
+    frames = canvas(spec, style)
+    boxes = []
+    for (cy, cx), colour, slots in zip(centres, colours, groups, strict=True):
+        box = square_box(
+            cy + rng.uniform(-jitter, jitter), cx + rng.uniform(-jitter, jitter), style.side, spec
+        )
+        draw_square(frames, box, PALETTE[colour], style, lit_frames(spec, slots), spec)
+        boxes.append(box)
+    audio = np.zeros(spec.n_samples, dtype=np.float32)
+    freq = rng.uniform(500, 1000)
+    for slot in groups[target]:
+        tone(audio, *slot_seconds(spec, slot), freq, style.tone_amp, spec.sample_rate)
+    layout = {"boxes": boxes, "pulse_slots": groups, "target": target, "sound_slots": groups[target]}
+    return finish_frames(frames, style, rng), finish_audio(audio, style, rng), layout
+
+
+def _n_objects(difficulty: str, spec: ClipSpec) -> int:
+    return 2 if difficulty == "easy" else 4
+
+
+def _render_av_match(rng: np.random.Generator, spec: ClipSpec, difficulty: str, key: int) -> Rendered:
+    n = _n_objects(difficulty, spec)
+    colours = [str(c) for c in rng.choice(list(PALETTE), size=n, replace=False)]
+    places = [POSITIONS[i] for i in rng.permutation(n)]  # easy: left/right; hard: all four places
+    target = int(rng.integers(n))
+    centres = quadrant_centres(spec)
+    frames, audio, layout = _sync_scene(
+        rng, spec, STYLES[difficulty], [centres[p] for p in places], colours, target
+    )
+    others = [colours[i] for i in rng.permutation(n) if i != target]
+    choices = others[:key] + [colours[target]] + others[key:]  # the target's colour at the planned letter
+    letter = OPTION_LETTERS[key]
+    return Rendered(
+        frames,
+        audio,
+        letter,
+        choices,
+        f"<think>The {colours[target]} square pulses with the tone.</think><answer>{letter}</answer>",
+        {"colour": colours[target]},
+        layout,
+    )
+
+
+def _render_localise(rng: np.random.Generator, spec: ClipSpec, difficulty: str, key: int) -> Rendered:
+    places = list(POSITIONS[: _n_objects(difficulty, spec)])  # the options, in this fixed order
+    colour = str(rng.choice(list(PALETTE)))
+    centres = quadrant_centres(spec)
+    frames, audio, layout = _sync_scene(
+        rng, spec, STYLES[difficulty], [centres[p] for p in places], [colour] * len(places), key
+    )
+    letter = OPTION_LETTERS[key]
+    return Rendered(
+        frames,
+        audio,
+        letter,
+        places,
+        f"<think>The {places[key]} square pulses with the tone.</think><answer>{letter}</answer>",
+        {"position": places[key]},
+        layout,
+    )
+
+
+def _register(family: TaskFamily) -> None:
+    TASKS.register(family.name)(family)
+
+
+_register(
+    TaskFamily(
+        "count_flashes",
+        "s1",
+        "numeric",
+        "How many times does the coloured square flash?",
+        "Compare the frames and count those in which the square is bright.",
+        lambda d, spec: len(_flash_counts(d, spec)),
+        _render_count_flashes,
+    )
+)
+_register(
+    TaskFamily(
+        "av_match",
+        "s2",
+        "mc",
+        "Coloured squares pulse and a tone plays in time with one of them. Which colour makes the sound?",
+        "First find the square that pulses with the tone, then name its colour.",
+        _n_objects,
+        _render_av_match,
+    )
+)
+_register(
+    TaskFamily(
+        "count_beeps",
+        "s2",
+        "numeric",
+        "How many beeps do you hear?",
+        "Listen and count the tones; the flashing square is only a distraction.",
+        lambda d, spec: len(_beep_counts(d, spec)),
+        _render_count_beeps,
+    )
+)
+_register(
+    TaskFamily(
+        "localise",
+        "s3",
+        "mc",
+        "Squares pulse and a tone plays in time with one of them. Where is the square that makes the sound?",
+        "First find the square that pulses with the tone, then say where it is.",
+        _n_objects,
+        _render_localise,
+    )
+)
+
+
+def facts_json(facts: dict[str, Any]) -> str:
+    return json.dumps(facts, sort_keys=True)
