@@ -63,7 +63,9 @@ def check_loss_inputs(
     if lm_head_bias is not None:
         _expect(where, "lm_head_bias", lm_head_bias, (V,), "one bias per vocabulary entry")
     if completion_ids.dtype not in (torch.int64, torch.int32):
-        raise ValueError(f"{where}: completion_ids must be an integer tensor, got dtype {completion_ids.dtype}")
+        raise ValueError(
+            f"{where}: completion_ids must be an integer tensor, got dtype {completion_ids.dtype}"
+        )
     if not hidden.is_floating_point() or not lm_head_weight.is_floating_point():
         raise ValueError(
             f"{where}: hidden ({hidden.dtype}) and lm_head_weight ({lm_head_weight.dtype}) must be floating point"
@@ -74,7 +76,9 @@ def check_loss_inputs(
             "they must match (the LM head runs in one precision)"
         )
     if hidden.device != lm_head_weight.device:
-        raise ValueError(f"{where}: hidden is on {hidden.device} but lm_head_weight on {lm_head_weight.device}")
+        raise ValueError(
+            f"{where}: hidden is on {hidden.device} but lm_head_weight on {lm_head_weight.device}"
+        )
     if not temperature > 0:
         raise ValueError(f"{where}: temperature must be > 0, got {temperature}")
     if completion_ids.numel() > 0:

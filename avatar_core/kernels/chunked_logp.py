@@ -41,7 +41,9 @@ def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
 GradFn = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _softmax_parts(logits: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _softmax_parts(
+    logits: torch.Tensor, ids: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Turn logits [n, V] into exp(logits - max) in place; return chosen logit, row max and row sum."""
     chosen = logits.gather(1, ids[:, None]).squeeze(1)  # [n]
     row_max = logits.amax(dim=1)  # [n]
@@ -50,7 +52,9 @@ def _softmax_parts(logits: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tenso
     return chosen, row_max, row_sum
 
 
-def _dlogits_(unnormalised: torch.Tensor, row_sum: torch.Tensor, scale: torch.Tensor, ids: torch.Tensor) -> None:
+def _dlogits_(
+    unnormalised: torch.Tensor, row_sum: torch.Tensor, scale: torch.Tensor, ids: torch.Tensor
+) -> None:
     """In place: exp(logits - max) [n, V] -> scale * (onehot(ids) - softmax), scale = g / T [n]."""
     unnormalised.mul_((-scale / row_sum)[:, None])  # [n, V] = -scale * softmax
     unnormalised.scatter_add_(1, ids[:, None], scale[:, None])  # [n, V] += scale * onehot
@@ -112,7 +116,9 @@ def _whole_vocab(h, ids, weight, bias, temperature, grad_fn, grad_weight, grad_b
     return logp, _accumulate(logits, h, weight, grad_weight, grad_bias, need_hidden)
 
 
-def _streamed_vocab(h, ids, weight, bias, temperature, grad_fn, grad_weight, grad_bias, need_hidden, vocab_chunk):
+def _streamed_vocab(
+    h, ids, weight, bias, temperature, grad_fn, grad_weight, grad_bias, need_hidden, vocab_chunk
+):
     n, V = h.shape[0], weight.shape[0]
     acc = {"device": h.device, "dtype": accumulation_dtype(weight.dtype)}
     slices = [(v0, min(v0 + vocab_chunk, V)) for v0 in range(0, V, vocab_chunk)]
@@ -126,7 +132,8 @@ def _streamed_vocab(h, ids, weight, bias, temperature, grad_fn, grad_weight, gra
         picked = logits.gather(1, local.clamp(0, v1 - v0 - 1)[:, None]).squeeze(1)  # [n]
         chosen = torch.where(inside, picked, chosen)  # [n]
         new_max = torch.maximum(row_max, logits.amax(dim=1))  # [n]
-        row_sum = row_sum * torch.exp(row_max - new_max) + logits.sub_(new_max[:, None]).exp_().sum(dim=1)  # [n]
+        slice_sum = logits.sub_(new_max[:, None]).exp_().sum(dim=1)  # [n]
+        row_sum = row_sum * torch.exp(row_max - new_max) + slice_sum  # [n] rescaled to the new max
         row_max = new_max
     lse = row_max + row_sum.log()  # [n]
     logp = chosen - lse  # [n]

@@ -53,7 +53,9 @@ BACKENDS = ("auto", "eager", "compile")
 def select_backend(device: torch.device, requested: str = "auto") -> str:
     """`auto` -> `compile` on CUDA, `eager` elsewhere; `eager`/`compile` are taken as given."""
     if requested not in BACKENDS:
-        raise ValueError(f"fused_objective: unknown backend {requested!r}; valid names: {', '.join(BACKENDS)}")
+        raise ValueError(
+            f"fused_objective: unknown backend {requested!r}; valid names: {', '.join(BACKENDS)}"
+        )
     if requested == "auto":
         return "compile" if device.type == "cuda" else "eager"
     return requested
@@ -124,7 +126,9 @@ class _FusedObjective(torch.autograd.Function):
         # Padded positions keep the behaviour log-prob: ratio 1 and k3 finite wherever they are read.
         logp_flat = batch.behaviour_logp.detach().reshape(-1).to(acc_dtype).clone()  # [B*L]
         grad_hidden = torch.zeros_like(hidden_flat) if need_hidden else None  # [B*L, H]
-        grad_weight = torch.zeros(V, H, dtype=acc_dtype, device=weight.device) if need_weight else None  # [V, H]
+        grad_weight = (
+            torch.zeros(V, H, dtype=acc_dtype, device=weight.device) if need_weight else None
+        )  # [V, H]
         grad_bias = torch.zeros(V, dtype=acc_dtype, device=weight.device) if need_bias else None  # [V]
         token_grad = _TokenGrad(batch, logp_flat.clone()) if any(batch.need) else None
         for start in range(0, positions.numel(), batch.token_chunk):
@@ -159,7 +163,9 @@ class _FusedObjective(torch.autograd.Function):
             group_ids=batch.group_ids,
         )
         batch.stats.update(stats)
-        ctx.grads = (
+        # Saved as intermediates (not ctx attributes) so autograd frees them after a backward
+        # without retain_graph, even while the caller still holds the loss.
+        ctx.save_for_backward(
             None if grad_hidden is None else grad_hidden.view(B, L, H),
             None if grad_weight is None else grad_weight.to(weight.dtype),
             None if grad_bias is None or bias is None else grad_bias.to(bias.dtype),
@@ -170,8 +176,7 @@ class _FusedObjective(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss, _grad_logp):  # noqa: ANN001, ANN205 (autograd signature)
         unit = bool(grad_loss == 1)  # the usual loss.backward(): hand over the stored tensors as they are
-        grads = [g if g is None or unit else g * grad_loss.to(g.dtype) for g in ctx.grads]
-        ctx.grads = None
+        grads = [g if g is None or unit else g * grad_loss.to(g.dtype) for g in ctx.saved_tensors]
         return grads[0], grads[1], grads[2], None
 
 
@@ -215,11 +220,17 @@ def fused_objective(
         temperature=temperature,
     )
     if objective not in OBJECTIVES:
-        raise KeyError(f"fused_objective: unknown objective {objective!r}; valid names: {', '.join(OBJECTIVES)}")
+        raise KeyError(
+            f"fused_objective: unknown objective {objective!r}; valid names: {', '.join(OBJECTIVES)}"
+        )
     if isinstance(token_chunk, bool) or not isinstance(token_chunk, int) or token_chunk <= 0:
         raise ValueError(f"fused_objective: token_chunk must be a positive integer, got {token_chunk!r}")
-    if vocab_chunk is not None and (isinstance(vocab_chunk, bool) or not isinstance(vocab_chunk, int) or vocab_chunk <= 0):
-        raise ValueError(f"fused_objective: vocab_chunk must be a positive integer or None, got {vocab_chunk!r}")
+    if vocab_chunk is not None and (
+        isinstance(vocab_chunk, bool) or not isinstance(vocab_chunk, int) or vocab_chunk <= 0
+    ):
+        raise ValueError(
+            f"fused_objective: vocab_chunk must be a positive integer or None, got {vocab_chunk!r}"
+        )
     chosen_backend = select_backend(hidden.device, backend)
     if chosen_backend == "compile":
         ensure_compiled()

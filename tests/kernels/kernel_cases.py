@@ -67,13 +67,15 @@ def make_case(
     else:
         mask = torch.ones(B, L)  # [B, L]
     with torch.no_grad():
-        true_logp = full_logits_logp(hidden, weight, ids, temperature=temperature, lm_head_bias=bias_t)  # [B, L]
+        true_logp = full_logits_logp(
+            hidden, weight, ids, temperature=temperature, lm_head_bias=bias_t
+        )  # [B, L]
     behaviour = true_logp + noise * torch.randn(B, L, generator=gen, dtype=torch.float64)  # [B, L]
     ref_logp = true_logp + noise * torch.randn(B, L, generator=gen, dtype=torch.float64) if ref else None
     advantages = torch.randn(B, generator=gen, dtype=torch.float64)  # [B]
     is_replay = (torch.arange(B) % 2 == 1) if replay else None  # [B] every other row replayed
     group_ids = torch.arange(B) // 2  # [B]
-    as_dtype = (lambda t: None if t is None else t.to(dtype).requires_grad_(True))  # noqa: E731
+    as_dtype = lambda t: None if t is None else t.to(dtype).requires_grad_(True)  # noqa: E731
     data_dtype = torch.float64 if dtype == torch.float64 else torch.float32
     return Case(
         hidden=as_dtype(hidden),

@@ -38,7 +38,9 @@ def test_matches_reference_over_shapes(B, L, H, V, token_chunk, ragged):
 def test_vocab_streaming_matches_reference(B, L, H, V, vocab_chunk, token_chunk):
     case = make_case(B, L, H, V, seed=V, ragged=True, ref=True, replay=True, bias=True)
     ref = run(reference_objective, case, PARAMS, temperature=0.8)
-    fused = run(fused_objective, case, PARAMS, temperature=0.8, token_chunk=token_chunk, vocab_chunk=vocab_chunk)
+    fused = run(
+        fused_objective, case, PARAMS, temperature=0.8, token_chunk=token_chunk, vocab_chunk=vocab_chunk
+    )
     assert_matches(fused, ref, case.mask)
 
 
