@@ -44,12 +44,10 @@ class StageRun:
 
 
 def find_root(path: str | Path = ".") -> Path:
-    """The DVC repository root at or above `path` (the folder holding `.dvc/` and dvc.yaml)."""
+    """The DVC repository root at or above `path` (the folder holding `.dvc/`)."""
     start = Path(path).resolve()
     for folder in (start, *start.parents):
         if (folder / ".dvc").is_dir():
-            if not (folder / "dvc.yaml").is_file():
-                raise PipelineError(f"{folder} is a DVC repository without a dvc.yaml")
             return folder
     raise PipelineError(f"no DVC repository (.dvc/ folder) at or above {start}")
 

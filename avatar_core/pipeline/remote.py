@@ -82,30 +82,34 @@ def configure_remote(root: str | Path, remote: RemoteConfig) -> str | None:
     return PARAMS_REMOTE
 
 
+def _describe(repo, remote_name: str | None) -> str:
+    name = remote_name or repo.config["core"].get("remote") or "(default)"
+    url = repo.config.get("remote", {}).get(name, {}).get("url", "")
+    return f"{name!r} ({url})" if url else repr(name)
+
+
 def push(root: str | Path, remote_name: str | None = None, jobs: int | None = None) -> int:
     """`dvc push` of every cached output to `remote_name` (None: the default); returns files sent.
 
-    A failure (server down, bad credentials) raises PipelineError naming the remote; nothing local
-    is touched by a failed push, so it can simply be retried.
+    Any failure (server down after the S3 client's own retries, bad credentials, missing bucket)
+    raises PipelineError naming the remote and its URL. A failed push never modifies the local
+    cache or workspace, so it can simply be retried.
     """
-    from dvc.exceptions import DvcException
-
     with open_repo(root) as repo:
-        target = remote_name or repo.config["core"].get("remote") or "(default)"
+        target = _describe(repo, remote_name)
         try:
             return repo.push(remote=remote_name, jobs=jobs)
-        except DvcException as err:
-            raise PipelineError(f"dvc push to remote {target!r} failed: {err}") from err
+        except Exception as err:  # DvcException, botocore and aiohttp errors alike
+            raise PipelineError(f"dvc push to remote {target} failed: {type(err).__name__}: {err}") from err
 
 
 def pull(root: str | Path, remote_name: str | None = None, jobs: int | None = None) -> int:
     """`dvc pull` of every output from `remote_name`; returns the number of files fetched."""
-    from dvc.exceptions import DvcException
-
     with open_repo(root) as repo:
-        target = remote_name or repo.config["core"].get("remote") or "(default)"
+        target = _describe(repo, remote_name)
         try:
             result = repo.pull(remote=remote_name, jobs=jobs)
-        except DvcException as err:
-            raise PipelineError(f"dvc pull from remote {target!r} failed: {err}") from err
-    return int(result.get("fetched", 0)) if isinstance(result, dict) else int(result or 0)
+        except Exception as err:
+            raise PipelineError(f"dvc pull from remote {target} failed: {type(err).__name__}: {err}") from err
+    # DVC returns {"stats": {"fetched": n, "added": [...], ...}, ...}
+    return int(result.get("stats", {}).get("fetched", 0))
