@@ -244,6 +244,7 @@ class AvatarLM(LM):
         )
 
 
+@torch.no_grad()
 def continuation_scores(bundle: Any, inputs: Any, continuations: list[list[int]]) -> list[tuple[float, bool]]:
     """Teacher-forced (sum log-prob, all tokens greedy) of each continuation after its prompt row."""
     from avatar_core.models.generation import completion_hidden_states

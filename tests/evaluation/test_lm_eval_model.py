@@ -1,0 +1,170 @@
+"""`lm_eval --model avatar` against `avatar evaluate` on one tiny checkpoint, and loglikelihood
+against a direct teacher-forced forward pass of the whole sequence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from lm_eval import simple_evaluate
+from lm_eval.api.instance import Instance
+from lm_eval.tasks import TaskManager
+
+from avatar_core.config import AvatarConfig, TinyModelConfig
+from avatar_core.data.media import MediaError
+from avatar_core.data.mp4 import write_mp4
+from avatar_core.data.schema import SYSTEM_PROMPT, Sample, format_question, render_messages
+from avatar_core.evaluation.lm_eval_model import AvatarLM, continuation_scores
+from avatar_core.evaluation.lm_eval_tasks import SYNTH_TASK, TASKS_DIR
+from avatar_core.models.inputs import encode_prompts
+from avatar_core.models.loading import build_tiny_policy, load_policy, save_policy
+from avatar_core.recipes.common import ClipCache
+from avatar_core.recipes.evaluate import export_lm_eval_jsonl, greedy_answers, score_answers
+
+pytestmark = pytest.mark.slow
+MAX_NEW = 12
+BATCH = 2
+
+
+def _samples() -> list[Sample]:
+    """Five prompts of different lengths: multiple choice, numeric, and one without media."""
+    samples = []
+    for i in range(4):
+        numeric = i % 2 == 1
+        samples.append(
+            Sample(
+                id=f"s{i}",
+                task="count_beeps" if numeric else "av_match",
+                question=f"Clip {i}: which sound comes first" + " then" * i + "?",
+                answer="2" if numeric else "ABC"[i % 3],
+                answer_type="numeric" if numeric else "mc",
+                choices=[] if numeric else ["red", "green", "blue"],
+                video=f"clips/c{i}.mp4",
+            )
+        )
+    samples.append(Sample(id="s4", task="text", question="No clip here.", answer="A", choices=["yes", "no"]))
+    return samples
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> dict:
+    """A saved tiny checkpoint, MP4 clips of different lengths with audio, and the samples."""
+    root = tmp_path_factory.mktemp("lm_eval_world")
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        frames = rng.integers(0, 255, (8 + 4 * i, 56, 56, 3), dtype=np.uint8)  # [T, H, W, 3]
+        audio = rng.uniform(-0.5, 0.5, 16000 + 4000 * i).astype(np.float32)  # [N]
+        write_mp4(root / "media" / "clips" / f"c{i}.mp4", frames, audio, fps=8)
+    samples = _samples()
+    corpus = [SYSTEM_PROMPT] + [
+        format_question(s) + "<think>count</think><answer>A</answer>" for s in samples
+    ]
+    save_policy(build_tiny_policy(TinyModelConfig(), corpus, seed=0), root / "ckpt")
+    return {"root": root, "media": root / "media", "ckpt": root / "ckpt", "samples": samples}
+
+
+def test_lm_eval_gives_the_answers_and_accuracy_of_avatar_evaluate(world, monkeypatch):
+    samples = world["samples"]
+    bundle = load_policy(str(world["ckpt"]))
+    clips = ClipCache(AvatarConfig(), root=world["media"])
+    ours = greedy_answers(bundle, samples, clips, MAX_NEW, BATCH, progress=False)
+    our_scores = score_answers(ours, samples)
+    assert len(set(ours)) == len(ours)  # the prompts and clips lead to different answers
+
+    monkeypatch.chdir(world["root"])  # the task's data_files path is relative to the working directory
+    export_lm_eval_jsonl(samples, Path("results/eval/lm_eval/test.jsonl"), world["media"])
+    out = simple_evaluate(
+        model="avatar",
+        model_args=f"pretrained={world['ckpt']},batch_size={BATCH}",
+        tasks=[SYNTH_TASK],
+        task_manager=TaskManager(include_path=TASKS_DIR, include_defaults=False),
+        gen_kwargs={"max_gen_toks": MAX_NEW},
+        log_samples=True,
+        verbosity="ERROR",
+    )
+    logged = {row["doc"]["id"]: row for row in out["samples"][SYNTH_TASK]}
+    assert [logged[s.id]["filtered_resps"][0] for s in samples] == ours
+    assert [logged[s.id]["acc"] for s in samples] == our_scores
+    assert out["results"][SYNTH_TASK]["acc,none"] == pytest.approx(sum(our_scores) / len(our_scores))
+
+
+def _direct_loglikelihood(bundle, sample: Sample, clip, continuation: list[int]) -> tuple[float, bool]:
+    """One prompt alone (no padding), continuation appended, one forward pass of the full model."""
+    prompt = encode_prompts(bundle, [render_messages(sample)], [clip])
+    cont = torch.tensor([continuation])  # [1, L]
+    n_prompt, n_cont = prompt["input_ids"].shape[1], cont.shape[1]
+    prompt["input_ids"] = torch.cat([prompt["input_ids"], cont], dim=1)  # [1, P + L]
+    prompt["attention_mask"] = torch.ones_like(prompt["input_ids"])  # [1, P + L]
+    with torch.no_grad():
+        logits = bundle.model(**prompt).logits[0].float()  # [P + L, V]
+    logp = torch.log_softmax(logits[n_prompt - 1 : n_prompt - 1 + n_cont], dim=-1)  # [L, V]
+    target = cont[0]  # [L]
+    return float(logp.gather(-1, target[:, None]).sum()), bool((logp.argmax(-1) == target).all())
+
+
+def _request(world, sample: Sample, continuation: str, doc_id: int) -> Instance:
+    media = {"visual": str((world["media"] / sample.video).resolve())} if sample.video else None
+    args = (format_question(sample), continuation) + ((media,) if media else ())
+    return Instance("loglikelihood", doc={}, arguments=args, idx=0, metadata=(SYNTH_TASK, doc_id, 1))
+
+
+def test_loglikelihood_matches_a_direct_teacher_forced_pass(world):
+    samples = world["samples"]
+    model = AvatarLM(pretrained=str(world["ckpt"]), batch_size=BATCH)
+    bundle = model.bundle
+    clips = ClipCache(AvatarConfig(), root=world["media"])
+    cases = [(samples[0], " B"), (samples[1], "<answer>2</answer>"), (samples[2], "C"), (samples[4], "A")]
+    got = model.loglikelihood([_request(world, s, c, k) for k, (s, c) in enumerate(cases)], disable_tqdm=True)
+    tokenize = bundle.tokenizer
+    want = [
+        _direct_loglikelihood(bundle, s, clips.get(s), tokenize(c, add_special_tokens=False)["input_ids"])
+        for s, c in cases
+    ]
+    for (ll, greedy), (want_ll, want_greedy) in zip(got, want, strict=True):
+        assert ll == pytest.approx(want_ll, rel=1e-4, abs=1e-4)
+        assert greedy == want_greedy
+    assert all(ll < 0 for ll, _ in got) and len({round(ll, 3) for ll, _ in got}) == len(got)
+
+
+def test_greedy_flag_on_the_model_s_own_greedy_tokens(world):
+    """Token level (a byte-level BPE does not always re-encode decoded text to the same ids)."""
+    samples = world["samples"]
+    bundle = load_policy(str(world["ckpt"]))
+    clips = ClipCache(AvatarConfig(), root=world["media"])
+    rows = [samples[0], samples[3]]
+    inputs = encode_prompts(bundle, [render_messages(s) for s in rows], clips.get_many(rows))
+    prompt_len = inputs["input_ids"].shape[1]
+    with torch.no_grad():
+        greedy = bundle.model.generate(**inputs, max_new_tokens=3, do_sample=False)[:, prompt_len:]  # [2, 3]
+    own = greedy[0].tolist()
+    altered = greedy[1].tolist()
+    altered[1] = (altered[1] + 1) % len(bundle.tokenizer)
+    got = continuation_scores(bundle, inputs, [own, altered[:2]])
+    assert [g for _, g in got] == [True, False]
+    for (ll, _), sample, ids in zip(got, rows, [own, altered[:2]], strict=True):
+        assert ll == pytest.approx(_direct_loglikelihood(bundle, sample, clips.get(sample), ids)[0], abs=1e-4)
+
+
+def test_empty_continuation_and_rolling_loglikelihood_are_refused(world):
+    model = AvatarLM(pretrained=str(world["ckpt"]))
+    request = Instance("loglikelihood", doc={}, arguments=("Q?", ""), idx=0, metadata=(SYNTH_TASK, 7, 1))
+    with pytest.raises(ValueError, match=r"request 0 \(task avatar_synth, doc 7\): empty continuation"):
+        model.loglikelihood([request])
+    with pytest.raises(NotImplementedError, match="rolling log-likelihoods"):
+        model.loglikelihood_rolling([request])
+
+
+def test_missing_clip_names_the_file(world, tmp_path):
+    model = AvatarLM(pretrained=str(world["ckpt"]))
+    missing = str(tmp_path / "nowhere.mp4")
+    request = Instance(
+        "generate_until",
+        doc={},
+        arguments=("Q?", {"until": [], "max_gen_toks": 2}, {"visual": missing}),
+        idx=0,
+        metadata=(SYNTH_TASK, 0, 1),
+    )
+    with pytest.raises(MediaError, match="nowhere.mp4"):
+        model.generate_until([request], disable_tqdm=True)
