@@ -39,7 +39,9 @@ def sample_features() -> datasets.Features:
 
 
 def write_splits(out_dir: str | Path, splits: dict[str, list[Sample]]) -> Path:
-    """Save the samples of every split (missing splits are written empty) to `out_dir/dataset`."""
+    """Save the samples of each split to `out_dir/dataset`. Splits without samples are left out:
+    `datasets` 5 writes an empty split that `load_from_disk` then cannot read back (IndexError in
+    its table concatenation, measured); `load_split` returns [] for them."""
     unknown = set(splits) - set(SPLITS)
     if unknown:
         raise ValueError(f"unknown split(s) {sorted(unknown)}; valid splits: {', '.join(SPLITS)}")
@@ -47,6 +49,8 @@ def write_splits(out_dir: str | Path, splits: dict[str, list[Sample]]) -> Path:
     tables = {}
     for split in SPLITS:
         rows = [s.to_row() for s in splits.get(split, [])]
+        if not rows:
+            continue
         columns = {name: [row[name] for row in rows] for name in features}
         tables[split] = datasets.Dataset.from_dict(columns, features=features, split=split)
     target = Path(out_dir) / DATASET_DIR
@@ -68,8 +72,8 @@ def load_split(data_dir: str | Path, split: str) -> list[Sample]:
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no data set here; run `avatar ingest` first")
     table = datasets.load_from_disk(str(folder))
-    if split not in table:
-        raise ValueError(f"{folder}: split {split!r} is missing (has {', '.join(table)})")
+    if split not in table:  # written without samples
+        return []
     return [Sample.from_row(row, where=f"{folder}[{split}][{i}]") for i, row in enumerate(table[split])]
 
 

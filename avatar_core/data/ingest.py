@@ -178,7 +178,8 @@ def ingest(cfg: AvatarConfig, progress: bool = True) -> IngestReport:
         splits, rejected_lines = _ingest_records(cfg, progress)
         for split in SPLITS:
             report.good[split] = len(splits[split])
-            report.rejected[split] = sum(r["split"] == split for r in rejected_lines)
+        for entry in rejected_lines:  # a record naming an unknown split is counted under that name
+            report.rejected[entry["split"]] = report.rejected.get(entry["split"], 0) + 1
         write_splits(out_dir, splits)
         notes = [
             f"Ingested from {cfg.data.path} ({cfg.data.source}); media resolve in "
@@ -261,4 +262,5 @@ def _ingest_records(
             reject(record, "video", f"{sample.video}: {reasons[media_path]}")
             continue
         splits[record.split].append(sample)
+    rejected.sort(key=lambda entry: (entry["file"], entry["line"]))  # media failures were found later
     return splits, rejected

@@ -14,6 +14,7 @@ librosa cannot open MP4, so PyAV decodes it and librosa only resamples.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,10 +147,54 @@ def _count_packets(container: av.container.InputContainer, stream: av.video.stre
     return sum(1 for packet in container.demux(stream) if packet.size)
 
 
+ISO_BOX_TYPES = {
+    b"ftyp",
+    b"moov",
+    b"mdat",
+    b"free",
+    b"skip",
+    b"wide",
+    b"uuid",
+    b"moof",
+    b"mfra",
+    b"meta",
+    b"pdin",
+}
+
+
+def _check_iso_boxes(path: Path) -> None:
+    """Walk the top-level boxes of an MP4/MOV file: a box that runs past the end of the file means
+    the file was cut. FFmpeg opens some such files anyway (a cut in the audio track's index
+    silently drops the audio stream), so this is checked before trusting the container."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = handle.read(8)
+        if len(head) < 8 or head[4:8] != b"ftyp":
+            return  # not ISO base media: the demuxer alone judges it
+        offset = 0
+        while offset + 8 <= size:
+            handle.seek(offset)
+            header = handle.read(16)
+            box_size, box_type = int.from_bytes(header[:4], "big"), header[4:8]
+            if box_size == 1:  # 64-bit size follows
+                box_size = int.from_bytes(header[8:16], "big")
+            elif box_size == 0:  # runs to the end of the file
+                return
+            if box_size < 8 or offset + box_size > size:
+                name = box_type.decode("latin-1") if box_type in ISO_BOX_TYPES else repr(box_type)
+                raise MediaError(
+                    path,
+                    f"truncated or corrupt file: box {name} at byte {offset} needs {box_size} bytes "
+                    f"but the file has {size - offset} left",
+                )
+            offset += box_size
+
+
 def probe_media(path: str | Path) -> MediaInfo:
     """Read streams, frame size, frame count and duration from the container (no decoding)."""
     path = Path(path)
     with _open(path) as container:
+        _check_iso_boxes(path)
         if not container.streams.video:
             raise MediaError(path, "no video stream")
         stream = container.streams.video[0]
@@ -160,9 +205,16 @@ def probe_media(path: str | Path) -> MediaInfo:
             duration = float(stream.duration * stream.time_base)
         else:
             duration = (container.duration or 0) / av.time_base
-        n_frames = stream.frames or _count_packets(container, stream)  # 0 in containers without an index
+        indexed = stream.frames > 0  # 0 in containers without a frame index (Matroska, WebM)
+        n_frames = stream.frames if indexed else _count_packets(container, stream)
     if n_frames <= 0:
         raise MediaError(path, "zero-length clip: the video stream holds no frames")
+    if not indexed and fps > 0 and n_frames < 0.9 * duration * fps - 1:
+        # counted frames fall short of the declared length: the end of the file is missing
+        raise MediaError(
+            path,
+            f"truncated video: the container declares {duration:.2f}s at {fps:g} fps but holds {n_frames} frames",
+        )
     if width <= 0 or height <= 0:
         raise MediaError(path, f"video stream has no valid frame size ({width}x{height})")
     if duration <= 0:
@@ -196,7 +248,10 @@ def _decord_frames(path: Path, indices: np.ndarray) -> np.ndarray:
         last = len(reader) - 1
         return reader.get_batch([min(int(i), last) for i in indices]).asnumpy()
     except (decord.DECORDError, RuntimeError) as err:
-        raise MediaError(path, f"decord cannot decode the video: {str(err).splitlines()[0][:300]}") from None
+        first_line = re.sub(
+            r"^\[[\d:]+\] \S+: ", "", str(err).splitlines()[0]
+        )  # drop decord's time and source
+        raise MediaError(path, f"decord cannot decode the video: {first_line[:300]}") from None
 
 
 @FRAME_BACKENDS.register("pyav")
