@@ -5,10 +5,14 @@ must not decode with a `MediaError` naming the file and the reason, then decodes
 frames with the chosen backend (decord seeks; PyAV decodes sequentially up to the last wanted
 frame) and the audio with PyAV. Both backends use the frame count from the probe, so they pick
 the same frame indices; on H.264 clips they were measured pixel-identical (both convert with
-FFmpeg's swscale), and tests/data checks it. Frames are resized with PIL to multiples of 28 within
-`max_pixels` (the Qwen2-VL patch x merge size); torchvision is not used (no CPU build exists on
-our package index). Audio never goes through librosa's file loader: without an ffmpeg binary
-librosa cannot open MP4, so PyAV decodes it and librosa only resamples.
+FFmpeg's swscale), and tests/data checks it. Cut files are caught before decoding: FFmpeg opens
+some truncated MP4s without complaint (a cut in the audio index just drops the audio stream), so
+the probe walks the top-level ISO boxes, and in containers without a frame index (Matroska) it
+compares the counted frames with the declared length. Frames are resized with PIL to multiples
+of 28 within `max_pixels` (the Qwen2-VL patch x merge size; sides are floored when shrinking, as
+Qwen2-VL's `smart_resize` does); torchvision is not used (no CPU build on our package index).
+Audio never goes through librosa's file loader: without an ffmpeg binary librosa cannot open
+MP4, so PyAV decodes it and soxr (librosa's resampler) converts the rate.
 """
 
 from __future__ import annotations
@@ -248,9 +252,8 @@ def _decord_frames(path: Path, indices: np.ndarray) -> np.ndarray:
         last = len(reader) - 1
         return reader.get_batch([min(int(i), last) for i in indices]).asnumpy()
     except (decord.DECORDError, RuntimeError) as err:
-        first_line = re.sub(
-            r"^\[[\d:]+\] \S+: ", "", str(err).splitlines()[0]
-        )  # drop decord's time and source
+        # decord prefixes "[hh:mm:ss] source.cc:line: " (sometimes twice): keep the message only
+        first_line = re.sub(r"^(\[[\d:]+\] \S+:\d+: )+", "", str(err).splitlines()[0])
         raise MediaError(path, f"decord cannot decode the video: {first_line[:300]}") from None
 
 

@@ -173,3 +173,20 @@ def test_resolve_rejects_symlink_leaving_root(tmp_path):
     assert "link/secret.mp4" in str(info.value) and str(outside / "secret.mp4") in str(info.value)
     os.symlink(root / "link" / "..", root / "inside_link")  # a link that stays inside is fine
     assert resolve_media_path(root, "inside_link/root") == root.resolve()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("start", [0.1, 0.5])
+def test_corrupt_media_data(media_dir, tmp_path, backend, start):
+    """Box sizes intact, but the coded frames from `start` of the media data on are zeros."""
+    data = bytearray((media_dir / "indexed.mp4").read_bytes())
+    mdat, moov = data.index(b"mdat") + 4, data.index(b"moov") - 4  # our MP4s: media data, then the index
+    first = mdat + int((moov - mdat) * start)
+    data[first:moov] = bytes(moov - first)
+    path = tmp_path / "zeroed.mp4"
+    path.write_bytes(bytes(data))
+    expected = {"decord": "decord cannot decode the video: ", "pyav": "decoding failed after "}[backend]
+    err = _expect(path, expected, n_frames=16, backend=backend)
+    assert not err.reason.removeprefix(expected).startswith("["), (
+        err.reason
+    )  # decord's log prefix is stripped
