@@ -3,11 +3,17 @@
     lm_eval --model avatar --model_args pretrained=checkpoints/rl/s3/model --tasks avatar_synth \\
         --include_path "$(python -c 'from avatar_core.evaluation.lm_eval_tasks import TASKS_DIR; print(TASKS_DIR)')"
 
+lm-eval finds `avatar` only once this module is imported (it has no plugin discovery), so from a
+shell run the same arguments through `python -m avatar_core.evaluation.lm_eval_tasks`, which
+imports it and adds the include path; from Python, import this module and call
+`lm_eval.simple_evaluate(model="avatar", ...)`. Importing it keeps lm-eval's own models (hf, ...)
+available too.
+
 Run it from the repository root after `avatar evaluate` (it writes the task data,
 `results/eval/lm_eval/<set>.jsonl`). model_args: `pretrained` (checkpoint folder or hub name),
 optional `params` (a params.yaml whose `data.media`, `model.kind`, `model.dtype` and
-`model.trust_remote_code` are used), `n_frames`, `max_pixels`, `batch_size`, `dtype`, `kind`,
-`trust_remote_code`, `device`.
+`model.trust_remote_code` are used), `n_frames`, `max_pixels`, `dtype`, `kind`, `trust_remote_code`;
+lm-eval's own `--batch_size` and `--device` flags set the batch size and the device.
 
 Prompts are built as `avatar evaluate` builds them: the system prompt, the video item and the
 request's text (the task gives `format_question(sample)`) through the checkpoint's chat template
@@ -26,6 +32,7 @@ import logging
 from itertools import groupby
 from typing import Any
 
+import lm_eval.models  # noqa: F401  (lm-eval imports its own models only into an empty registry)
 import torch
 from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM
@@ -148,7 +155,11 @@ class AvatarLM(LM):
             ),
             max_pixels=self.media.max_pixels,
         )
-        if device:
+        if device and device.startswith("cuda") and not torch.cuda.is_available():
+            log.warning(
+                "device %s requested (lm-eval's default) but CUDA is unavailable; running on CPU", device
+            )
+        elif device:
             self.bundle.model.to(torch.device(device))
         self.bundle.model.eval()
         self._clips: dict[str, Clip] = {}

@@ -3,6 +3,10 @@ against a direct teacher-forced forward pass of the whole sequence."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -168,3 +172,42 @@ def test_missing_clip_names_the_file(world, tmp_path):
     )
     with pytest.raises(MediaError, match="nowhere.mp4"):
         model.generate_until([request], disable_tqdm=True)
+
+
+def test_the_documented_command_line_runs_the_task(world, tmp_path):
+    """`python -m avatar_core.evaluation.lm_eval_tasks --model avatar ...` from the data's directory."""
+    samples = world["samples"]
+    bundle = load_policy(str(world["ckpt"]))
+    ours = greedy_answers(
+        bundle, samples, ClipCache(AvatarConfig(), root=world["media"]), 4, BATCH, progress=False
+    )
+    export_lm_eval_jsonl(samples, world["root"] / "results/eval/lm_eval/test.jsonl", world["media"])
+    command = [sys.executable, "-m", "avatar_core.evaluation.lm_eval_tasks", "--model", "avatar"]
+    command += [
+        "--model_args",
+        f"pretrained={world['ckpt']}",
+        "--batch_size",
+        str(BATCH),
+        "--tasks",
+        SYNTH_TASK,
+    ]
+    command += ["--gen_kwargs", "max_gen_toks=4", "--output_path", str(tmp_path / "out"), "--log_samples"]
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(command, cwd=world["root"], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    logged = [
+        json.loads(line)
+        for p in (tmp_path / "out").rglob("samples_avatar_synth_*.jsonl")
+        for line in p.open()
+    ]
+    by_id = {row["doc"]["id"]: row["filtered_resps"][0] for row in logged}
+    assert [by_id[s.id] for s in samples] == ours
+
+
+def test_params_yaml_sets_the_media_and_model_args_override_it(world, tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("data:\n  media:\n    n_frames: 2\n    max_pixels: 6272\n")
+    model = AvatarLM(pretrained=str(world["ckpt"]), params=str(params), max_pixels=3136)
+    assert (model.media.n_frames, model.media.max_pixels) == (2, 3136)
+    clip = model.clip(str((world["media"] / "clips/c0.mp4").resolve()))
+    assert clip.frames.shape == (2, 56, 56, 3)

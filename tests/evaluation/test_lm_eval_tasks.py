@@ -156,3 +156,10 @@ def test_model_args_errors_name_the_argument(tmp_path):
         AvatarLM(pretrained=str(tmp_path), n_frames=0)
     with pytest.raises(FileNotFoundError, match=r"has no config.json"):
         AvatarLM(pretrained=str(tmp_path))
+
+
+def test_importing_the_adapter_keeps_lm_eval_s_own_models():
+    from lm_eval.api.registry import get_model
+
+    assert get_model("avatar") is AvatarLM
+    assert get_model("hf").__name__ == "HFLM"
