@@ -5,6 +5,10 @@ Pass `--include_path` with `TASKS_DIR` (or `--tasks avatar` for all of them, the
     lm_eval --model avatar --model_args pretrained=checkpoints/rl/s3/model --tasks avatar_synth \\
         --include_path "$(python -c 'from avatar_core.evaluation.lm_eval_tasks import TASKS_DIR; print(TASKS_DIR)')"
 
+From a shell, `python -m avatar_core.evaluation.lm_eval_tasks --model avatar --model_args
+pretrained=checkpoints/rl/s3/model --tasks avatar_synth` does the same: it registers the model
+(bare `lm_eval` cannot import it) and adds the include path.
+
 Every task is `generate_until` over a local JSONL file that `avatar evaluate` exports to
 `results/eval/lm_eval/<set>.jsonl` (one line per sample: id, task, prompt = format_question(sample),
 answer as text, answer_type, choices, absolute video path). The data_files paths are relative,
