@@ -70,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"avatar {args.command}: {err}", file=sys.stderr)
         return 2
+    from avatar_core.recipes.common import set_threads
+
+    set_threads(cfg.num_threads)
     kwargs: dict[str, object] = {"progress": not args.no_progress}
     if args.command == "rl":
         kwargs["stage"] = args.stage

@@ -437,6 +437,11 @@ class RemoteConfig(Section):
 
 class AvatarConfig(Section):
     seed: int = Field(0, description="Global seed for data, model init and sampling.")
+    num_threads: int = Field(
+        0,
+        ge=0,
+        description="torch intra-op threads per process (0: torch's default). Tiny models run fastest on 1.",
+    )
     paths: PathsConfig = Field(default_factory=PathsConfig, description="Where each stage writes.")
     data: DataConfig = Field(default_factory=DataConfig, description="Data set and media decoding.")
     model: ModelConfig = Field(default_factory=ModelConfig, description="Policy model.")

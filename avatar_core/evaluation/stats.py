@@ -42,7 +42,29 @@ def bootstrap_accuracy(
     return Accuracy(float(values.mean()), float(low), float(high), int(values.size))
 
 
-def chance_level(answer_types: list[str], n_choices: list[int]) -> float:
-    """Expected accuracy of uniform guessing: 1/k per multiple-choice item, 0 for numeric items."""
-    per_item = [1.0 / k if t == "mc" and k > 0 else 0.0 for t, k in zip(answer_types, n_choices, strict=True)]
+def chance_level(
+    answer_types: list[str],
+    n_choices: list[int],
+    tasks: list[str] | None = None,
+    answers: list[str] | None = None,
+) -> float:
+    """Expected accuracy of uniform guessing.
+
+    Multiple choice: 1/k for k options. Numeric: 1/m where m is the number of distinct answers of
+    that item's task in the evaluated set (guessing uniformly among the values that occur), or 0
+    when tasks/answers are not given.
+    """
+    distinct: dict[str, set[str]] = {}
+    if tasks is not None and answers is not None:
+        for t, task, a in zip(answer_types, tasks, answers, strict=True):
+            if t != "mc":
+                distinct.setdefault(task, set()).add(a)
+    per_item = []
+    for i, (t, k) in enumerate(zip(answer_types, n_choices, strict=True)):
+        if t == "mc":
+            per_item.append(1.0 / k if k > 0 else 0.0)
+        elif tasks is not None and tasks[i] in distinct:
+            per_item.append(1.0 / len(distinct[tasks[i]]))
+        else:
+            per_item.append(0.0)
     return float(np.mean(per_item)) if per_item else 0.0
