@@ -1,5 +1,5 @@
-"""`lm_eval --model avatar` against `avatar evaluate` on one tiny checkpoint, and loglikelihood
-against a direct teacher-forced forward pass of the whole sequence."""
+"""`lm_eval --model avatar` against `avatar evaluate` on one tiny checkpoint and a few synthetic test
+samples, and loglikelihood against a direct teacher-forced forward pass of the whole sequence."""
 
 from __future__ import annotations
 
@@ -9,76 +9,81 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from lm_eval import simple_evaluate
 from lm_eval.api.instance import Instance
 from lm_eval.tasks import TaskManager
 
-from avatar_core.config import AvatarConfig, TinyModelConfig
+from avatar_core.config import AvatarConfig
 from avatar_core.data.media import MediaError
-from avatar_core.data.mp4 import write_mp4
 from avatar_core.data.schema import SYSTEM_PROMPT, Sample, format_question, render_messages
+from avatar_core.data.synthetic import generate_dataset
 from avatar_core.evaluation.lm_eval_model import AvatarLM, continuation_scores
 from avatar_core.evaluation.lm_eval_tasks import SYNTH_TASK, TASKS_DIR
 from avatar_core.models.inputs import encode_prompts
 from avatar_core.models.loading import build_tiny_policy, load_policy, save_policy
-from avatar_core.recipes.common import ClipCache
-from avatar_core.recipes.evaluate import export_lm_eval_jsonl, greedy_answers, score_answers
+from avatar_core.recipes.common import ClipCache, load_samples, media_root
+from avatar_core.recipes.evaluate import export_lm_eval_jsonl, greedy_answers, run_evaluate, score_answers
 
 pytestmark = pytest.mark.slow
 MAX_NEW = 12
-BATCH = 2
-
-
-def _samples() -> list[Sample]:
-    """Five prompts of different lengths: multiple choice, numeric, and one without media."""
-    samples = []
-    for i in range(4):
-        numeric = i % 2 == 1
-        samples.append(
-            Sample(
-                id=f"s{i}",
-                task="count_beeps" if numeric else "av_match",
-                question=f"Clip {i}: which sound comes first" + " then" * i + "?",
-                answer="2" if numeric else "ABC"[i % 3],
-                answer_type="numeric" if numeric else "mc",
-                choices=[] if numeric else ["red", "green", "blue"],
-                video=f"clips/c{i}.mp4",
-            )
-        )
-    samples.append(Sample(id="s4", task="text", question="No clip here.", answer="A", choices=["yes", "no"]))
-    return samples
+BATCH = 4
+TEXT_ONLY = Sample(id="t0", task="text", question="No clip here.", answer="A", choices=["yes", "no"])
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> dict:
-    """A saved tiny checkpoint, MP4 clips of different lengths with audio, and the samples."""
+    """Six synthetic test samples (MP4 with audio; numeric and multiple choice), a saved tiny base
+    checkpoint, and the config `avatar evaluate` runs with, all under one folder."""
     root = tmp_path_factory.mktemp("lm_eval_world")
-    rng = np.random.default_rng(0)
-    for i in range(4):
-        frames = rng.integers(0, 255, (8 + 4 * i, 56, 56, 3), dtype=np.uint8)  # [T, H, W, 3]
-        audio = rng.uniform(-0.5, 0.5, 16000 + 4000 * i).astype(np.float32)  # [N]
-        write_mp4(root / "media" / "clips" / f"c{i}.mp4", frames, audio, fps=8)
-    samples = _samples()
+    cfg = AvatarConfig.model_validate(
+        {
+            "paths": {
+                "data_dir": str(root / "data"),
+                "model_dir": str(root / "checkpoints/base"),
+                "eval_dir": str(root / "results/eval"),
+            },
+            "data": {"synthetic": {"n_train": 1, "n_val": 0, "n_test": 6}},
+            "evaluate": {
+                "splits": ["test"],
+                "checkpoints": ["base"],
+                "max_new_tokens": MAX_NEW,
+                "batch_size": BATCH,
+                "bootstrap_samples": 50,
+                "blank_media_control": False,
+            },
+        }
+    )
+    generate_dataset(
+        cfg.data.synthetic, cfg.paths.data_dir, seed=0, progress=False, n_frames=cfg.data.media.n_frames
+    )
+    samples = load_samples(cfg, "test")
     corpus = [SYSTEM_PROMPT] + [
         format_question(s) + "<think>count</think><answer>A</answer>" for s in samples
     ]
-    save_policy(build_tiny_policy(TinyModelConfig(), corpus, seed=0), root / "ckpt")
-    return {"root": root, "media": root / "media", "ckpt": root / "ckpt", "samples": samples}
+    save_policy(build_tiny_policy(cfg.model.tiny, corpus, seed=2), cfg.paths.model_dir)
+    return {
+        "root": root,
+        "cfg": cfg,
+        "media": media_root(cfg),
+        "ckpt": Path(cfg.paths.model_dir),
+        "samples": samples,
+    }
 
 
 def test_lm_eval_gives_the_answers_and_accuracy_of_avatar_evaluate(world, monkeypatch):
-    samples = world["samples"]
+    cfg, samples = world["cfg"], world["samples"]
+    results = run_evaluate(cfg, progress=False)  # also exports results/eval/lm_eval/test.jsonl
     bundle = load_policy(str(world["ckpt"]))
-    clips = ClipCache(AvatarConfig(), root=world["media"])
-    ours = greedy_answers(bundle, samples, clips, MAX_NEW, BATCH, progress=False)
+    ours = greedy_answers(bundle, samples, ClipCache(cfg), MAX_NEW, BATCH, progress=False)
     our_scores = score_answers(ours, samples)
-    assert len(set(ours)) == len(ours)  # the prompts and clips lead to different answers
+    evaluated = results["stages"]["base"]["test"]
+    assert [e["output"] for e in evaluated["examples"]] == ours[:3]
+    assert evaluated["media"]["accuracy"] == pytest.approx(sum(our_scores) / len(our_scores))
+    assert len(set(ours)) >= 3  # clips lead to different answers (seed 2 gives 4 of 6): it can fail
 
     monkeypatch.chdir(world["root"])  # the task's data_files path is relative to the working directory
-    export_lm_eval_jsonl(samples, Path("results/eval/lm_eval/test.jsonl"), world["media"])
     out = simple_evaluate(
         model="avatar",
         model_args=f"pretrained={world['ckpt']},batch_size={BATCH}",
@@ -118,8 +123,8 @@ def test_loglikelihood_matches_a_direct_teacher_forced_pass(world):
     samples = world["samples"]
     model = AvatarLM(pretrained=str(world["ckpt"]), batch_size=BATCH)
     bundle = model.bundle
-    clips = ClipCache(AvatarConfig(), root=world["media"])
-    cases = [(samples[0], " B"), (samples[1], "<answer>2</answer>"), (samples[2], "C"), (samples[4], "A")]
+    clips = ClipCache(world["cfg"])
+    cases = [(samples[0], " B"), (samples[2], "<answer>2</answer>"), (samples[3], "C"), (TEXT_ONLY, "A")]
     got = model.loglikelihood([_request(world, s, c, k) for k, (s, c) in enumerate(cases)], disable_tqdm=True)
     tokenize = bundle.tokenizer
     want = [
@@ -136,7 +141,7 @@ def test_greedy_flag_on_the_model_s_own_greedy_tokens(world):
     """Token level (a byte-level BPE does not always re-encode decoded text to the same ids)."""
     samples = world["samples"]
     bundle = load_policy(str(world["ckpt"]))
-    clips = ClipCache(AvatarConfig(), root=world["media"])
+    clips = ClipCache(world["cfg"])
     rows = [samples[0], samples[3]]
     inputs = encode_prompts(bundle, [render_messages(s) for s in rows], clips.get_many(rows))
     prompt_len = inputs["input_ids"].shape[1]
@@ -178,9 +183,7 @@ def test_the_documented_command_line_runs_the_task(world, tmp_path):
     """`python -m avatar_core.evaluation.lm_eval_tasks --model avatar ...` from the data's directory."""
     samples = world["samples"]
     bundle = load_policy(str(world["ckpt"]))
-    ours = greedy_answers(
-        bundle, samples, ClipCache(AvatarConfig(), root=world["media"]), 4, BATCH, progress=False
-    )
+    ours = greedy_answers(bundle, samples, ClipCache(world["cfg"]), 4, BATCH, progress=False)
     export_lm_eval_jsonl(samples, world["root"] / "results/eval/lm_eval/test.jsonl", world["media"])
     command = [sys.executable, "-m", "avatar_core.evaluation.lm_eval_tasks", "--model", "avatar"]
     command += [
@@ -209,5 +212,5 @@ def test_params_yaml_sets_the_media_and_model_args_override_it(world, tmp_path):
     params.write_text("data:\n  media:\n    n_frames: 2\n    max_pixels: 6272\n")
     model = AvatarLM(pretrained=str(world["ckpt"]), params=str(params), max_pixels=3136)
     assert (model.media.n_frames, model.media.max_pixels) == (2, 3136)
-    clip = model.clip(str((world["media"] / "clips/c0.mp4").resolve()))
+    clip = model.clip(str((world["media"] / world["samples"][0].video).resolve()))
     assert clip.frames.shape == (2, 56, 56, 3)
