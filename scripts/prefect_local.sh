@@ -15,6 +15,8 @@ PORT=${PREFECT_PORT:-4200}
 STATE=.prefect-local
 export DO_NOT_TRACK=1 DVC_NO_ANALYTICS=1 PREFECT_SERVER_ANALYTICS_ENABLED=false
 export PREFECT_API_URL="http://127.0.0.1:$PORT/api"
+# Flow runs execute `dvc` and the `avatar` CLI from the stages: the worker must find them on PATH.
+export PATH="$PWD/$VENV/bin:$PATH"
 export PREFECT_HOME=${PREFECT_HOME:-$PWD/$STATE/home}
 mkdir -p "$STATE" && echo "*" >"$STATE/.gitignore"  # logs and state stay out of git
 
