@@ -112,8 +112,19 @@ def atomic_dir(target: str | Path) -> Path:
     return tmp
 
 
+def recover_dir(target: str | Path) -> None:
+    """Finish a swap that `commit_dir` was killed in the middle of: bring the previous copy back."""
+    target = Path(target)
+    old = target.with_name(target.name + ".old")
+    if not target.exists() and old.exists():
+        os.replace(old, target)
+
+
 def commit_dir(tmp: Path, target: str | Path) -> None:
-    """Swap a fully written temporary directory into place (the old one is removed after)."""
+    """Swap a fully written temporary directory into place (the old one is removed after).
+
+    Between the two renames the target is briefly absent; `recover_dir` restores the previous copy
+    if the process dies exactly there."""
     target = Path(target)
     old = target.with_name(target.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
@@ -160,6 +171,7 @@ def save_run(
 def load_run(run_dir: str | Path, fp: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
     """(weights, trainer state) of the run's last checkpoint if it was made with fingerprint `fp`."""
     state_dir = Path(run_dir) / "state"
+    recover_dir(state_dir)
     if not (state_dir / "trainer.json").is_file():
         return None
     trainer = load_state(state_dir, "trainer")

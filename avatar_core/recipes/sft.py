@@ -105,7 +105,7 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
             idx, order = order[: scfg.batch_size], order[scfg.batch_size :]
             loss = sft_loss(bundle, [train[i] for i in idx], clips) / scfg.grad_accum
             loss.backward()
-            losses.append(float(loss) * scfg.grad_accum)
+            losses.append(float(loss.detach()) * scfg.grad_accum)
         dist.average_gradients(model)
         torch.nn.utils.clip_grad_norm_(model.parameters(), scfg.optim.max_grad_norm)
         optimizer.step()

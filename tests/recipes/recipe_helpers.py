@@ -1,0 +1,27 @@
+"""Config of the tiny project used by the recipe tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from avatar_core.config import AvatarConfig, config_from_dict, load_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def tiny_config(root: Path, **stage_overrides) -> AvatarConfig:
+    """params.yaml with every path under `root` and sizes small enough for a unit test."""
+    base = load_config(REPO / "params.yaml").model_dump(mode="json")
+    base["paths"] = {k: str(root / Path(v)) for k, v in base["paths"].items()}
+    base["data"]["synthetic"].update(n_train=16, n_val=4, n_test=8)
+    base["sft"].update(max_steps=2, batch_size=4, save_every=1000)
+    base["evaluate"].update(bootstrap_samples=50, blank_media_control=False)
+    for stage in ("s1", "s2", "s3"):
+        rl = base["rl"][stage]
+        rl.update(steps=2, prompts_per_step=2, group_size=4, save_every=1)
+        rl["generation"]["max_new_tokens"] = 12
+        rl["buffer"].update(min_size=2, replay_per_step=4)
+        for key, value in stage_overrides.items():
+            section, field = key.split(".")
+            rl[section][field] = value
+    return config_from_dict(base)
