@@ -130,8 +130,8 @@ def run_rl(cfg: AvatarConfig, stage: str, progress: bool = True) -> dict:
 
     resumed = ckpt.load_run(run_dir, fp)
     if resumed is not None:
-        weights, trainer = resumed
-        model.load_state_dict(weights)
+        saved_weights, trainer = resumed
+        model.load_state_dict(saved_weights)
         optimizer.load_state_dict(trainer["optimizer"])
         scheduler.load_state_dict(trainer["scheduler"])
         rng.bit_generator.state = trainer["sampler_rng"]
@@ -268,6 +268,7 @@ def run_rl(cfg: AvatarConfig, stage: str, progress: bool = True) -> dict:
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         state["step"] += 1
+        divergence = dist.parameter_divergence(model)  # replicas must stay identical after each update
         t_opt = time.perf_counter()
 
         # 8. this step's fresh trajectories join the buffer (tiers from Rbar quantiles over all processes)
@@ -300,6 +301,8 @@ def run_rl(cfg: AvatarConfig, stage: str, progress: bool = True) -> dict:
             "hint_rate": sum(hinted) / len(batch),
             "hint_reasons": [d[1] for d in decisions if d[0]],
             "replay_rows": len(replayed),
+            "world_size": dist.world,
+            "param_divergence": divergence,
             "augment_rows": len(extra_rows),
             **{f"buffer_{k}": v for k, v in buffer.tier_sizes().items()},
             **obj_stats,

@@ -46,6 +46,17 @@ class Distributed:
         torch.distributed.all_gather_object(gathered, values)
         return [v for part in gathered for v in part]
 
+    def parameter_divergence(self, model: torch.nn.Module) -> float:
+        """Largest difference between processes of a float64 checksum of the parameters (0: in sync)."""
+        if self.world == 1:
+            return 0.0
+        with torch.no_grad():
+            checksum = sum(
+                p.detach().double().sum() + p.detach().double().square().sum() for p in model.parameters()
+            )
+        values = self.gather_floats([float(checksum)])
+        return max(values) - min(values)
+
     def average_gradients(self, model: torch.nn.Module) -> None:
         """All-reduce every gradient as one flat buffer and divide by the world size."""
         if self.world == 1:

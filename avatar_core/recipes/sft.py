@@ -85,8 +85,8 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
     step = 0
     resumed = ckpt.load_run(run_dir, fp)
     if resumed is not None:
-        weights, trainer = resumed
-        model.load_state_dict(weights)
+        saved_weights, trainer = resumed
+        model.load_state_dict(saved_weights)
         optimizer.load_state_dict(trainer["optimizer"])
         scheduler.load_state_dict(trainer["scheduler"])
         rng.bit_generator.state = trainer["sampler_rng"]
