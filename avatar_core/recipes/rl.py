@@ -335,6 +335,7 @@ def run_rl(cfg: AvatarConfig, stage: str, progress: bool = True) -> dict:
             dist.barrier()
     bar.close()
 
+    result: dict = {}
     if dist.rank == 0:
         from avatar_core.models.loading import save_policy
 
@@ -355,9 +356,8 @@ def run_rl(cfg: AvatarConfig, stage: str, progress: bool = True) -> dict:
             Path(cfg.paths.metrics_dir) / stage,
             extra={"completions": state["completions"], "hinted_generations": state["hinted_generations"]},
         )
-        return result
-    dist.barrier()
-    return {}
+    dist.barrier()  # no process exits while rank 0 is still writing the stage's outputs
+    return result
 
 
 def _read_json(path: Path) -> dict:
