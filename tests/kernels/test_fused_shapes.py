@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from kernel_cases import assert_matches, make_case, run
 
 from avatar_core.algos.params import ObjectiveParams
@@ -63,3 +64,12 @@ def test_padding_tokens_get_no_gradient_and_hold_behaviour_logp():
     assert pad.any()
     assert fused["hidden"][pad].abs().max().item() == 0.0
     assert (fused["logp"][pad] == case.behaviour_logp[pad]).all()
+
+
+def test_all_padding_gives_zero_loss_and_gradients_like_the_reference():
+    case = make_case(2, 4, 4, 9, seed=0)
+    case.mask = torch.zeros(2, 4)
+    ref = run(reference_objective, case, ObjectiveParams())
+    fused = run(fused_objective, case, ObjectiveParams())
+    assert fused["loss"].item() == ref["loss"].item() == 0.0
+    assert fused["weight"].abs().max().item() == 0.0 and fused["stats"]["tokens"] == 0.0
