@@ -128,7 +128,10 @@ def run_evaluate(cfg: AvatarConfig, progress: bool = True) -> dict:
     results: dict = {"chance": {}, "stages": {}, "missing_checkpoints": []}
     for name, (samples, _) in sets.items():
         results["chance"][name] = chance_level(
-            [s.answer_type for s in samples], [len(s.choices) for s in samples]
+            [s.answer_type for s in samples],
+            [len(s.choices) for s in samples],
+            [s.task for s in samples],
+            [s.answer for s in samples],
         )
     for stage in e.checkpoints:
         if not stage_model_dir(cfg, stage).is_dir():
