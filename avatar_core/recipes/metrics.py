@@ -97,4 +97,3 @@ def publish(
         writer.writeheader()
         for r in records:
             writer.writerow({k: r.get(k, "") for k in CURVE_FIELDS})
-    (metrics_dir / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
