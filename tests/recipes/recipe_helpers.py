@@ -14,7 +14,9 @@ def tiny_config(root: Path, **stage_overrides) -> AvatarConfig:
     base = load_config(REPO / "params.yaml").model_dump(mode="json")
     base["paths"] = {k: str(root / Path(v)) for k, v in base["paths"].items()}
     base["data"]["synthetic"].update(n_train=16, n_val=4, n_test=8)
-    base["sft"].update(max_steps=2, batch_size=4, save_every=1000)
+    # 150 steps teach the format on 16 clips (about 30 s), so RL starts from varied rewards.
+    base["sft"].update(max_steps=150, batch_size=4, save_every=1000)
+    base["sft"]["optim"].update(lr=3e-3)
     base["evaluate"].update(bootstrap_samples=50, blank_media_control=False)
     for stage in ("s1", "s2", "s3"):
         rl = base["rl"][stage]
