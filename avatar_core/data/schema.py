@@ -41,7 +41,9 @@ class Sample:
     facts: str = "{}"  # JSON object of verifiable facts checked by the rule-based judge
     difficulty: str = ""  # easy / hard for synthetic data, '' when unknown
     source: str = ""  # data set or benchmark name
-    extra_media: list[str] = field(default_factory=list)  # further media (separate audio, images), root-relative
+    extra_media: list[str] = field(
+        default_factory=list
+    )  # further media (separate audio, images), root-relative
 
     def to_row(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,13 +60,17 @@ class Sample:
 
     def validate(self, where: str = "record") -> None:
         if self.answer_type not in ("mc", "numeric"):
-            raise RecordError(f"{where}: field answer_type must be 'mc' or 'numeric', got {self.answer_type!r}")
+            raise RecordError(
+                f"{where}: field answer_type must be 'mc' or 'numeric', got {self.answer_type!r}"
+            )
         if self.answer_type == "mc":
             if len(self.choices) < 2:
                 raise RecordError(f"{where}: a multiple-choice record needs at least 2 choices")
             letters = OPTION_LETTERS[: len(self.choices)]
             if self.answer.strip().upper() not in letters:
-                raise RecordError(f"{where}: field answer {self.answer!r} is not one of the option letters {letters}")
+                raise RecordError(
+                    f"{where}: field answer {self.answer!r} is not one of the option letters {letters}"
+                )
         else:
             try:
                 float(self.answer)
