@@ -263,6 +263,7 @@ def run_rl(cfg: AvatarConfig, stage: str, progress: bool = True) -> dict:
         # 7. objective and optimiser step
         tb = collate(bundle, train_rows, clips, hints, pad_id)
         loss, obj_stats = objective_step(bundle, ref, tb, params, scfg, dist)
+        t_loss = time.perf_counter()
         torch.nn.utils.clip_grad_norm_(model.parameters(), scfg.optim.max_grad_norm)
         optimizer.step()
         scheduler.step()
@@ -310,6 +311,8 @@ def run_rl(cfg: AvatarConfig, stage: str, progress: bool = True) -> dict:
             "time_reward": t_rew - t_gen,
             "time_buffer": t_buf - t_rew,
             "time_loss_optim": t_opt - t_buf,
+            "time_loss": t_loss - t_buf,  # collate, forward, backward (and the all-reduce)
+            "time_optimizer": t_opt - t_loss,  # clipping, optimiser and scheduler step, replica check
         }
         if dist.rank == 0 and state["step"] % scfg.log_every == 0:
             steplog.append(record)
