@@ -76,7 +76,9 @@ def _wait(ready, timeout_s: float, log: Path) -> None:
     raise AssertionError(f"not ready after {timeout_s} s:\n{log.read_text()[-3000:]}")
 
 
-async def _run(name: str) -> tuple[object, list[str], float]:
+async def _run(name: str, expect=lambda messages: True) -> tuple[object, list[str], float]:
+    """Run a deployment to its end; then read its logs until `expect(messages)` holds (the worker
+    ships logs in batches, so the last lines can reach the server after the run is marked done)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
     from prefect.deployments import run_deployment
@@ -85,9 +87,17 @@ async def _run(name: str) -> tuple[object, list[str], float]:
         start = time.perf_counter()
         run = await run_deployment(name, timeout=1800, poll_interval=1)
         elapsed = time.perf_counter() - start
+        deadline = time.monotonic() + 60
         async with get_client() as client:
-            logs = await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
-    return run, [entry.message for entry in logs], elapsed
+            while True:
+                logs = await client.read_logs(
+                    log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id]))
+                )
+                messages = [entry.message for entry in logs]
+                if expect(messages) or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(1)
+    return run, messages, elapsed
 
 
 def test_deployments_run_on_a_process_worker(built_repo: BuiltRepo, prefect_stack: str) -> None:
@@ -98,7 +108,9 @@ def test_deployments_run_on_a_process_worker(built_repo: BuiltRepo, prefect_stac
     # (A change upstream, e.g. rl.s1, reruns the later stages only when rl@s1's output changes: on
     # this reduced config rewards can all be zero, leaving the weights, hence rl@s2's output, as is.)
     set_param(root, "rl.s3.tas.lam", 0.25)
-    run, logs, elapsed = asyncio.run(_run("avatar/full-curriculum"))
+    run, logs, elapsed = asyncio.run(
+        _run("avatar/full-curriculum", lambda ms: sum("stage " in m for m in ms) >= 7)
+    )
     assert run.state.is_completed(), f"{run.state}: {logs[-20:]}"
     text = "\n".join(logs)
     for stage in ("ingest", "hints", "sft", "rl@s1", "rl@s2"):
@@ -107,7 +119,9 @@ def test_deployments_run_on_a_process_worker(built_repo: BuiltRepo, prefect_stac
         assert f"stage {stage} ran {stage}" in text
     print(f"\nflow run (2 of 7 stages rerun): {elapsed:.1f} s")
 
-    run, logs, noop_s = asyncio.run(_run("avatar/full-curriculum"))
+    run, logs, noop_s = asyncio.run(
+        _run("avatar/full-curriculum", lambda ms: sum("is up to date" in m for m in ms) >= 7)
+    )
     assert run.state.is_completed()
     assert sum("is up to date" in m for m in logs) == 7
     duration = run.total_run_time.total_seconds()
@@ -125,7 +139,7 @@ def test_deployments_run_on_a_process_worker(built_repo: BuiltRepo, prefect_stac
     assert [(s.schedule.cron, s.active) for s in nightly.schedules] == [("0 2 * * *", True)]
     assert {"evaluation", "metrics-sft", "metrics-s1", "metrics-s2", "metrics-s3"} <= set(keys)
 
-    run, logs, _ = asyncio.run(_run("nightly-eval/nightly"))
+    run, logs, _ = asyncio.run(_run("nightly-eval/nightly", lambda ms: any("ran evaluate" in m for m in ms)))
     assert run.state.is_completed(), f"{run.state}: {logs[-20:]}"
     assert "stage evaluate ran evaluate" in "\n".join(logs)  # forced although up to date
     history = (root / "results" / "history.jsonl").read_text().splitlines()
