@@ -8,19 +8,22 @@ Three ways to read a clip, each timed over the same list of clips:
   decord frames, resize to the pixel budget, PyAV audio, channel mix, soxr resampling);
 - `ours`: `load_clip` followed by `log_mel` (Whisper-style features), the headline path.
 Each runs in a `multiprocessing` pool of 1 and of 2 worker processes (spawned, then warmed up on
-one clip so imports and decoder start-up are not timed) mapping over the clip paths; every
-worker returns the decoded arrays, as a data loader would. A repeat is one pass over all clips
-per (mode, workers), in interleaved order so that load changes on a shared machine spread over
-all modes; the table shows the median clips/s over `--repeats` passes, the ratio ours/raw
+two clips per worker so imports and decoder start-up are not timed) mapping over the clip paths;
+every worker returns the decoded arrays, as a data loader would. A repeat is one pass over all
+clips per (mode, workers), in interleaved order so that load changes on a shared machine spread
+over all modes; the table shows the median clips/s over `--repeats` passes, the ratio ours/raw
 (1.0 = as fast as the raw decoder; below 1 = slower) and the speed-up of 2 workers over 1. The
-CPU time each worker spends per clip (`time.process_time`) is recorded too: it is far less
-sensitive to other jobs on the machine than wall time. Files are read from the page cache after
-the warm-up pass (the clips are small), so disk speed is not measured. `--blas-threads N` sets
-OPENBLAS/OMP/MKL_NUM_THREADS in the workers: numpy's OpenBLAS otherwise starts one thread per core
-in every worker, and `log_mel`'s small float64 matmul spends most of its time synchronising them.
+CPU time each worker spends per clip (`time.process_time`) is recorded too, with the same ratio
+in clips per CPU-second: it is far less sensitive to other jobs on the machine than wall time.
+"cores used" is the workers' CPU time over the wall time of a pass: when it stays well below the
+worker count, other jobs held the cores, and the wall-clock speed-up says little about scaling.
+Files are read from the page cache after the warm-up pass (the clips are small), so disk speed
+is not measured. `--blas-threads N` sets OPENBLAS/OMP/MKL_NUM_THREADS in the workers: numpy's
+OpenBLAS otherwise starts one thread per core in every worker, and `log_mel`'s small float64
+matmul spends most of its time synchronising them.
 
-    python benchmarks/bench_ingest.py --out benchmarks/results/ingest.json
-    python benchmarks/bench_ingest.py --blas-threads 1 --out benchmarks/results/ingest_blas1.json
+    python benchmarks/bench_ingest.py --out benchmarks/results/ingest_cpu_default.json
+    python benchmarks/bench_ingest.py --blas-threads 1 --out benchmarks/results/ingest_cpu_blas1.json
     python benchmarks/bench_ingest.py --data data/synthetic/media --workers 1 2 4
 """
 
@@ -98,6 +101,17 @@ def make_clips(args: argparse.Namespace, root: Path) -> list[str]:
     return sorted(str(p) for p in (root / "media").glob("*-train-*.mp4"))
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else the architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def machine() -> dict:
     import av
     import decord
@@ -110,7 +124,7 @@ def machine() -> dict:
             return ""
 
     return {
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "decord": decord.__version__,
@@ -146,7 +160,13 @@ def run(args: argparse.Namespace, paths: list[str]) -> dict:
                 wall = time.perf_counter() - start
                 cpu = sum(c for c, _ in out)
                 passes[f"{mode}/{w}"].append(
-                    {"wall_s": wall, "cpu_s": cpu, "clips_per_s": len(paths) / wall, "load_1min": load}
+                    {
+                        "wall_s": wall,
+                        "cpu_s": cpu,
+                        "clips_per_s": len(paths) / wall,
+                        "cores_used": cpu / wall,
+                        "load_1min": load,
+                    }
                 )
     finally:
         for pool in pools.values():
@@ -160,6 +180,7 @@ def run(args: argparse.Namespace, paths: list[str]) -> dict:
             "workers": int(w),
             "clips_per_s_median": statistics.median(r["clips_per_s"] for r in runs),
             "cpu_ms_per_clip_median": 1000 * statistics.median(r["cpu_s"] for r in runs) / len(paths),
+            "cores_used_median": statistics.median(r["cpu_s"] / r["wall_s"] for r in runs),
             "passes": runs,
         }
     return summary
@@ -170,20 +191,23 @@ def markdown(summary: dict, workers: list[int], modes: list[str]) -> str:
         return summary.get(f"{mode}/{w}")
 
     lines = [
-        "| mode | workers | clips/s | CPU ms/clip | ratio to raw (clips/s) | speed-up over 1 worker |",
-        "|---|---|---|---|---|---|",
+        "| mode | workers | clips/s | CPU ms/clip | cores used | ratio to raw (clips/s) | "
+        "ratio to raw (CPU) | speed-up over 1 worker |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for mode in modes:
         for w in workers:
             r = get(mode, w)
             raw, one = get("raw", w), get(mode, workers[0])
             ratio = f"{r['clips_per_s_median'] / raw['clips_per_s_median']:.2f}x" if raw else "-"
+            # clips per CPU-second relative to raw: the contention-robust form of the same ratio
+            cpu_ratio = f"{raw['cpu_ms_per_clip_median'] / r['cpu_ms_per_clip_median']:.2f}x" if raw else "-"
             speedup = (
                 f"{r['clips_per_s_median'] / one['clips_per_s_median']:.2f}x" if w != workers[0] else "-"
             )
             lines.append(
                 f"| {mode} | {w} | {r['clips_per_s_median']:.1f} | {r['cpu_ms_per_clip_median']:.2f} | "
-                f"{ratio} | {speedup} |"
+                f"{r['cores_used_median']:.2f} | {ratio} | {cpu_ratio} | {speedup} |"
             )
     return "\n".join(lines)
 
@@ -211,7 +235,12 @@ def main() -> None:
         "--blas-threads", type=int, default=None, help="BLAS threads per worker (default: the library's)"
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/ingest.json"))
+    parser.add_argument("--table", type=Path, default=None, help="print the table of a saved result and exit")
     args = parser.parse_args()
+    if args.table is not None:
+        saved = json.loads(args.table.read_text())
+        print(markdown(saved["results"], saved["settings"]["workers"], saved["settings"]["modes"]))
+        return
     if "raw" not in args.modes:
         args.modes.insert(0, "raw")  # every ratio needs the raw decoder measured in the same run
     args.workers = sorted(set(args.workers))

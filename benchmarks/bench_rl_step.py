@@ -6,8 +6,9 @@ subprocess per configuration and reads the per-step timings `avatar_core.recipes
 writes to `runs/s1/log.jsonl`:
 - `time_generation`: prompt encoding and the G rollouts per prompt (no_grad sampling);
 - `time_reward`: the stage's reward functions on the completions;
-- `time_buffer`: group advantages, difficulty tracking (and the reference model's forward when
-  beta > 0; S1 of the embedded default has beta = 0), augmenting collapsed groups, replay sampling;
+- `time_buffer`: group advantages, the reference model's forward for the per-prompt KL (run when
+  beta > 0 or the hint KL trigger is on, as in S1 of the embedded default), difficulty tracking,
+  augmenting collapsed groups, replay sampling;
 - `time_loss`: collating the batch, policy forward, objective (fused kernel or plain path), backward;
 - `time_optimizer`: gradient clipping, optimiser and scheduler step.
 Configurations: intra-op threads 1 (`num_threads: 1` in params.yaml, applied through
@@ -135,6 +136,17 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else the architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def uptime() -> str:
     try:
         return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
@@ -213,7 +225,7 @@ def main() -> None:
         "steps": args.steps,
         "skip": args.skip,
         "machine": {
-            "cpu": platform.processor() or platform.machine(),
+            "cpu": cpu_model(),
             "cores": os.cpu_count(),
             "torch": torch.__version__,
             "python": platform.python_version(),
