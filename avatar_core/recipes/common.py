@@ -25,9 +25,15 @@ STAGE_ORDER = ("base", "sft", *STAGES)
 
 
 def set_threads(num_threads: int) -> None:
-    """Tiny models spend more time synchronising intra-op threads than computing: 1 is fastest."""
+    """Tiny models spend more time synchronising intra-op threads than computing: 1 is fastest.
+
+    The limit covers torch and the BLAS numpy uses (audio features spin on idle BLAS threads too).
+    """
     if num_threads > 0:
+        from threadpoolctl import threadpool_limits
+
         torch.set_num_threads(num_threads)
+        threadpool_limits(num_threads)
 
 
 def seed_everything(seed: int) -> None:
