@@ -14,7 +14,10 @@ sees every cue only if its sampled frames include the slots (e.g. 4 slots in a 1
 frames 0, 5, 10, 15).
 
 - count_flashes (s1, numeric): one square, bright on `count` slots, dim on the others (at least
-  one dim slot, so bright and dim are both on screen).
+  one dim slot, so bright and dim are both on screen); a flash also lights the whole scene
+  (`FLASH_GLOW`), so the count is readable from overall brightness and not only from a small
+  square of varying colour at a random place, which a tiny vision encoder does not learn to
+  pick out in minutes (measured: constant answers after 1000 SFT steps without the glow).
 - av_match (s2, mc): 2 (easy) or 4 (hard) squares of different colours pulse on disjoint slot
   sets; the tone plays on the target's slots. Which colour makes the sound?
 - count_beeps (s2, numeric): 1-3 (easy) or 1-5 (hard) beeps; a square flashes a different
@@ -90,6 +93,10 @@ def _flash_counts(difficulty: str, spec: ClipSpec) -> list[int]:
     return list(range(1, max(2, n // 2) + 1)) if difficulty == "easy" else list(range(1, n))
 
 
+# Scene-wide brightening on flash frames (grey levels added to every pixel, before noise).
+FLASH_GLOW = {"easy": 110.0, "hard": 70.0}
+
+
 def _render_count_flashes(rng: np.random.Generator, spec: ClipSpec, difficulty: str, key: int) -> Rendered:
     style = STYLES[difficulty]
     count = _flash_counts(difficulty, spec)[key]
@@ -99,7 +106,9 @@ def _render_count_flashes(rng: np.random.Generator, spec: ClipSpec, difficulty: 
     box = square_box(cy, cx, style.side, spec)
     flash_slots = sorted(rng.choice(spec.slots, size=count, replace=False).tolist())
     frames = canvas(spec, style)
-    draw_square(frames, box, PALETTE[colour_name], style, lit_frames(spec, flash_slots), spec)
+    lit = lit_frames(spec, flash_slots)
+    draw_square(frames, box, PALETTE[colour_name], style, lit, spec)
+    frames[sorted(lit)] += FLASH_GLOW[difficulty]  # [lit, H, W, 3]
     audio = np.zeros(spec.n_samples, dtype=np.float32)  # visual task: a silent track
     return Rendered(
         finish_frames(frames, style, rng),
