@@ -41,8 +41,9 @@ from pydantic import ValidationError
 from tqdm.auto import tqdm
 
 from avatar_core.config import MediaConfig, load_config
-from avatar_core.data.media import Clip, load_clip
+from avatar_core.data.media import Clip
 from avatar_core.data.schema import SYSTEM_PROMPT
+from avatar_core.recipes.common import decode_clip
 
 log = logging.getLogger(__name__)
 
@@ -171,17 +172,7 @@ class AvatarLM(LM):
         if path is None:
             return None
         if path not in self._clips:
-            m = self.media
-            self._clips[path] = load_clip(
-                path,
-                n_frames=m.n_frames,
-                max_pixels=m.max_pixels,
-                sample_rate=m.sample_rate,
-                backend=m.backend,
-                allow_missing_audio=m.allow_missing_audio,
-                max_duration_s=m.max_duration_s,
-                max_resolution=m.max_resolution,
-            )
+            self._clips[path] = decode_clip(path, self.media)
         return self._clips[path]
 
     def encode(self, contexts: list[str], paths: list[str | None]):

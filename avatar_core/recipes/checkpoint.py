@@ -179,3 +179,23 @@ def load_run(run_dir: str | Path, fp: str) -> tuple[dict[str, torch.Tensor], dic
         return None
     set_rng_state(trainer["rng"])
     return load_state(state_dir, "model")["weights"], trainer
+
+
+def trainer_state(
+    fp: str, optimizer: Any, scheduler: Any, sampler: np.random.Generator, **extra: Any
+) -> dict:
+    """What every training loop checkpoints besides the weights, plus its own `extra` entries."""
+    return {
+        "fingerprint": fp,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "sampler_rng": sampler.bit_generator.state,
+        **extra,
+    }
+
+
+def restore_trainer(trainer: dict, optimizer: Any, scheduler: Any, sampler: np.random.Generator) -> None:
+    """Put the state saved by `trainer_state` back into a freshly built optimiser, schedule and sampler."""
+    optimizer.load_state_dict(trainer["optimizer"])
+    scheduler.load_state_dict(trainer["scheduler"])
+    sampler.bit_generator.state = trainer["sampler_rng"]

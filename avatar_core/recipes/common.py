@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avatar_core.config import STAGES, AvatarConfig
+from avatar_core.config import STAGES, AvatarConfig, MediaConfig
 from avatar_core.data.media import Clip, MediaError, load_clip, resolve_media_path
 from avatar_core.data.schema import Sample
 
@@ -66,6 +66,20 @@ def media_root(cfg: AvatarConfig) -> Path:
     return Path(cfg.data.media_root or cfg.paths.data_dir)
 
 
+def decode_clip(path: str | Path, media: MediaConfig) -> Clip:
+    """One clip decoded with the media settings of params.yaml (the call every reader shares)."""
+    return load_clip(
+        path,
+        n_frames=media.n_frames,
+        max_pixels=media.max_pixels,
+        sample_rate=media.sample_rate,
+        backend=media.backend,
+        allow_missing_audio=media.allow_missing_audio,
+        max_duration_s=media.max_duration_s,
+        max_resolution=media.max_resolution,
+    )
+
+
 class ClipCache:
     """Decodes each clip once. `blank=True` gives black frames and silence of the same shape: the
     control that shows an evaluation depends on the media, not on the question text."""
@@ -80,18 +94,7 @@ class ClipCache:
         if not sample.video:
             return None
         if sample.video not in self._clips:
-            m = self.media
-            path = resolve_media_path(self.root, sample.video)
-            clip = load_clip(
-                path,
-                n_frames=m.n_frames,
-                max_pixels=m.max_pixels,
-                sample_rate=m.sample_rate,
-                backend=m.backend,
-                allow_missing_audio=m.allow_missing_audio,
-                max_duration_s=m.max_duration_s,
-                max_resolution=m.max_resolution,
-            )
+            clip = decode_clip(resolve_media_path(self.root, sample.video), self.media)
             if self.blank:
                 clip = Clip(
                     frames=np.zeros_like(clip.frames),

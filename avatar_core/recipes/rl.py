@@ -132,9 +132,7 @@ def run_rl(cfg: AvatarConfig, stage: str, progress: bool = True) -> dict:
     if resumed is not None:
         saved_weights, trainer = resumed
         model.load_state_dict(saved_weights)
-        optimizer.load_state_dict(trainer["optimizer"])
-        scheduler.load_state_dict(trainer["scheduler"])
-        rng.bit_generator.state = trainer["sampler_rng"]
+        ckpt.restore_trainer(trainer, optimizer, scheduler, rng)
         tracker.load_state_dict(trainer["tracker"])
         buffer = HierarchicalReplayBuffer.load(run_dir / "state" / "buffer")
         state = trainer["counters"]
@@ -325,14 +323,9 @@ def run_rl(cfg: AvatarConfig, stage: str, progress: bool = True) -> dict:
                 ckpt.save_run(
                     run_dir,
                     model,
-                    {
-                        "fingerprint": fp,
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "sampler_rng": rng.bit_generator.state,
-                        "tracker": tracker.state_dict(),
-                        "counters": dict(state),
-                    },
+                    ckpt.trainer_state(
+                        fp, optimizer, scheduler, rng, tracker=tracker.state_dict(), counters=dict(state)
+                    ),
                     buffer,
                 )
             dist.barrier()

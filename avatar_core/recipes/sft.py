@@ -87,9 +87,7 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
     if resumed is not None:
         saved_weights, trainer = resumed
         model.load_state_dict(saved_weights)
-        optimizer.load_state_dict(trainer["optimizer"])
-        scheduler.load_state_dict(trainer["scheduler"])
-        rng.bit_generator.state = trainer["sampler_rng"]
+        ckpt.restore_trainer(trainer, optimizer, scheduler, rng)
         order, step = list(trainer["order"]), int(trainer["step"])
         log.info("resuming sft from step %d", step)
     steplog = StepLog(run_dir / "log.jsonl")
@@ -123,14 +121,7 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
             ckpt.save_run(
                 run_dir,
                 model,
-                {
-                    "fingerprint": fp,
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "sampler_rng": rng.bit_generator.state,
-                    "order": order,
-                    "step": step,
-                },
+                ckpt.trainer_state(fp, optimizer, scheduler, rng, order=order, step=step),
             )
     bar.close()
     if dist.rank != 0:
