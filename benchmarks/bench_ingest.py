@@ -35,12 +35,13 @@ import multiprocessing
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from functools import partial
 from pathlib import Path
+
+from machine_info import cpu_model, uptime
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
@@ -101,27 +102,10 @@ def make_clips(args: argparse.Namespace, root: Path) -> list[str]:
     return sorted(str(p) for p in (root / "media").glob("*-train-*.mp4"))
 
 
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (Linux), else the architecture."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
-
-
 def machine() -> dict:
     import av
     import decord
     import numpy as np
-
-    def uptime() -> str:
-        try:
-            return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-        except OSError:
-            return ""
 
     return {
         "cpu": cpu_model(),

@@ -37,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine_info import cpu_model, uptime
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without install
 
@@ -134,24 +136,6 @@ def markdown(rows: list[dict]) -> str:
             f"{r['step_s_median'] / baseline:.2f}x |"
         )
     return "\n".join(lines)
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (Linux), else the architecture."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
-
-
-def uptime() -> str:
-    try:
-        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        return ""
 
 
 def in_subprocess(*argv: str) -> str:
