@@ -94,6 +94,10 @@ def run_rl(cfg: AvatarConfig, stage: str, progress: bool = True) -> dict:
         log.info("stage %s is up to date (%s); nothing to do", stage, done)
         return _read_json(done)
 
+    # Model code is imported here, not at module top, so `avatar --help` and config checks stay fast.
+    from avatar_core.models.generation import completion_logprobs, generate_rollouts
+    from avatar_core.models.inputs import encode_prompts
+
     dist = Distributed.setup()
     seed_everything(cfg.seed + 1000 * dist.rank)
     bundle = load_stage_policy(cfg, previous_stage(stage))
@@ -163,9 +167,6 @@ def run_rl(cfg: AvatarConfig, stage: str, progress: bool = True) -> dict:
         ]
 
         # 2. rollouts from the current (behaviour) policy
-        from avatar_core.models.generation import completion_logprobs, generate_rollouts
-        from avatar_core.models.inputs import encode_prompts
-
         g = scfg.generation
         inputs = encode_prompts(bundle, messages, clips.get_many(batch))
         model.eval()
