@@ -59,9 +59,16 @@ def test_model_teacher_writes_one_hint_per_prompt(project, tmp_path):
     from avatar_core.models.tokenizer import train_tokenizer
 
     tok = train_tokenizer(["Give one short hint. How many beeps do you hear?"] * 20, vocab_size=300)
-    config = Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=1, pad_token_id=tok.pad_token_id,
-                         eos_token_id=tok.eos_token_id)
+    config = Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     torch.manual_seed(0)
     teacher = tmp_path / "teacher"
     Qwen2ForCausalLM(config).save_pretrained(teacher)
