@@ -141,6 +141,13 @@ class TinyModelConfig(Section):
     audio_dim: int = Field(32, gt=0, description="Audio encoder width.")
     audio_layers: int = Field(2, gt=0, description="Audio encoder layers.")
     vocab_size: int = Field(1024, ge=300, description="BPE vocabulary trained on the synthetic corpus.")
+    temporal_patch_size: int = Field(
+        2,
+        ge=1,
+        le=2,
+        description="Sampled frames per video token (Qwen uses 2). 1 gives every sampled frame its own "
+        "tokens: with 2 and few frames, two flashes in one frame pair read as one bright token.",
+    )
 
     @model_validator(mode="after")
     def _heads_divide(self) -> TinyModelConfig:

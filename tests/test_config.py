@@ -166,6 +166,11 @@ BAD_INPUTS = [
     (nested("data.media.backend", "ffmpeg"), "data.media.backend", "'decord' or 'pyav' (got 'ffmpeg')"),
     (nested("data.source", "jsonl"), "data", "data.path is required when data.source is 'jsonl'"),
     (nested("model.lora.target_modules", 3), "model.lora.target_modules", "valid string (got 3)"),
+    (
+        nested("model.tiny.temporal_patch_size", 3),
+        "model.tiny.temporal_patch_size",
+        "less than or equal to 2 (got 3)",
+    ),
     (nested("evaluate.benchmarks", [{"name": "omnibench"}]), "evaluate.benchmarks.0.root", "Field required"),
 ]
 

@@ -85,7 +85,7 @@ def build_tiny_policy(
 ) -> PolicyBundle:
     """Train the tokenizer on `corpus`, build the tiny Omni thinker with seeded random weights."""
     tokenizer = train_tokenizer(corpus, cfg.vocab_size)
-    processor = build_processor(tokenizer, max_pixels)
+    processor = build_processor(tokenizer, max_pixels, cfg.temporal_patch_size)
     config = tiny_thinker_config(tokenizer, cfg)
     with torch.random.fork_rng():
         torch.manual_seed(seed)

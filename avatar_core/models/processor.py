@@ -157,7 +157,7 @@ class VLProcessor(Qwen2_5_VLProcessor):
         self.video_processor.save_pretrained(folder)
 
 
-def build_processor(tokenizer: Any, max_pixels: int) -> OmniProcessor:
+def build_processor(tokenizer: Any, max_pixels: int, temporal_patch_size: int = 2) -> OmniProcessor:
     """Omni processor: Whisper features (128 mel bins, 16 kHz), Qwen2-VL PIL images, numpy video."""
     if max_pixels < 28 * 28:
         raise ValueError(f"max_pixels must be at least {28 * 28} (one 28x28 merge group), got {max_pixels}")
@@ -166,7 +166,9 @@ def build_processor(tokenizer: Any, max_pixels: int) -> OmniProcessor:
     )
     min_pixels = min(56 * 56, max_pixels)
     image_processor = Qwen2VLImageProcessorPil(size={"shortest_edge": min_pixels, "longest_edge": max_pixels})
-    video_processor = NumpyVideoProcessor(max_pixels=max_pixels, min_pixels=28 * 28)
+    video_processor = NumpyVideoProcessor(
+        max_pixels=max_pixels, min_pixels=28 * 28, temporal_patch_size=temporal_patch_size
+    )
     return OmniProcessor(
         image_processor=image_processor,
         video_processor=video_processor,

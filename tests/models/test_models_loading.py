@@ -132,3 +132,25 @@ def test_lora_wraps_and_only_adapters_train(tiny_bundle, batch, tmp_path) -> Non
         torch.testing.assert_close(
             bundle.model(**batch).logits, tiny_bundle.model(**batch).logits, rtol=0, atol=1e-5
         )
+
+
+def test_one_frame_per_temporal_patch_gives_each_frame_its_tokens(tmp_path) -> None:
+    """temporal_patch_size 1: four sampled frames become four token groups, kept through save/load."""
+    cfg = TinyModelConfig(temporal_patch_size=1)
+    bundle = build_tiny_policy(cfg, CORPUS, seed=0)
+    clips = [make_clip(n_frames=4, seed=0)]
+    batch = encode_prompts(bundle, [video_messages()], clips)
+    assert batch["video_grid_thw"].tolist() == [[4, 4, 4]]  # [T, H/14, W/14]: one group per frame
+    assert batch["pixel_values_videos"].shape == (4 * 4 * 4, 3 * 14 * 14)  # patches x (C * tp * p * p)
+    with torch.no_grad():
+        logits = bundle.model(**batch).logits
+    assert torch.isfinite(logits).all()
+    save_policy(bundle, tmp_path)
+    loaded = load_policy(str(tmp_path))
+    again = encode_prompts(loaded, [video_messages()], clips)
+    assert again["video_grid_thw"].tolist() == [[4, 4, 4]]
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(**again).logits, logits, rtol=0, atol=0)
+    # Qwen's default of 2 merges frame pairs: half the temporal groups.
+    default = encode_prompts(build_tiny_policy(TinyModelConfig(), CORPUS, seed=0), [video_messages()], clips)
+    assert default["video_grid_thw"].tolist() == [[2, 4, 4]]
