@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,15 +39,26 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` distinct ports p with p and p + 10000 free (SeaweedFS puts gRPC at port + 10000)."""
+def _ephemeral_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def free_ports(count: int, pick: Callable[[], int] = _ephemeral_port) -> list[int]:
+    """`count` ports p with p and p + 10000 free (SeaweedFS puts gRPC at port + 10000).
+
+    All 2 * count numbers are distinct: weed refuses to start when one service's port is another's
+    gRPC twin.
+    """
     ports: list[int] = []
+    taken: set[int] = set()
     while len(ports) < count:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port + 10000 < 65536 and port not in ports and _port_free(port + 10000):
+        port = pick()
+        twin = port + 10000
+        if twin < 65536 and port not in taken and twin not in taken and _port_free(twin):
             ports.append(port)
+            taken.update((port, twin))
     return ports
 
 

@@ -25,7 +25,7 @@ from avatar_core.pipeline.remote import (
 )
 from tasks.remote import push_outputs
 
-from .s3_server import ACCESS_KEY, SECRET_KEY, S3Server, start_s3_server
+from .s3_server import ACCESS_KEY, SECRET_KEY, S3Server, free_ports, start_s3_server
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +147,11 @@ def test_empty_url_uses_the_default_remote_and_drops_a_stale_s3_one(s3: S3Server
 def test_bad_remote_settings_name_the_key(remote: dict[str, str], message: str) -> None:
     with pytest.raises(RemoteConfigError, match=message):
         validate_remote(RemoteConfig(**remote))
+
+
+def test_server_ports_never_collide_with_a_grpc_twin() -> None:
+    """weed refuses to start when a service port equals another's gRPC port (port + 10000)."""
+    offered = iter([36841, 46841, 26841, 36841, 60000, 40001, 40002, 40003])
+    ports = free_ports(4, pick=lambda: next(offered))
+    # 46841 is 36841's twin, 26841's twin is 36841, a repeat is skipped, 60000's twin is out of range.
+    assert ports == [36841, 40001, 40002, 40003]
