@@ -134,7 +134,7 @@ def test_lora_wraps_and_only_adapters_train(tiny_bundle, batch, tmp_path) -> Non
         )
 
 
-def test_one_frame_per_temporal_patch_gives_each_frame_its_tokens(tmp_path) -> None:
+def test_one_frame_per_temporal_patch_gives_each_frame_its_tokens(tiny_bundle, tmp_path) -> None:
     """temporal_patch_size 1: four sampled frames become four token groups, kept through save/load."""
     cfg = TinyModelConfig(temporal_patch_size=1)
     bundle = build_tiny_policy(cfg, CORPUS, seed=0)
@@ -152,5 +152,5 @@ def test_one_frame_per_temporal_patch_gives_each_frame_its_tokens(tmp_path) -> N
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(**again).logits, logits, rtol=0, atol=0)
     # Qwen's default of 2 merges frame pairs: half the temporal groups.
-    default = encode_prompts(build_tiny_policy(TinyModelConfig(), CORPUS, seed=0), [video_messages()], clips)
+    default = encode_prompts(tiny_bundle, [video_messages()], clips)
     assert default["video_grid_thw"].tolist() == [[2, 4, 4]]

@@ -27,3 +27,8 @@ def tiny_config(root: Path, **stage_overrides) -> AvatarConfig:
             section, field = key.split(".")
             rl[section][field] = value
     return config_from_dict(base)
+
+
+def rl_cli_args(params: Path, stage: str = "s1") -> list[str]:
+    """`python -m` arguments that run one RL stage through the CLI, without progress bars."""
+    return ["-m", "avatar_core.cli", "rl", "--stage", stage, "--params", str(params), "--no-progress"]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from recipe_helpers import tiny_config
+from recipe_helpers import rl_cli_args, tiny_config
 from safetensors.torch import load_file
 
 
@@ -54,14 +54,7 @@ def test_two_processes_agree_after_each_step(project: Path):
         "no",
         "--dynamo_backend",
         "no",
-        "-m",
-        "avatar_core.cli",
-        "rl",
-        "--stage",
-        "s1",
-        "--params",
-        str(params),
-        "--no-progress",
+        *rl_cli_args(params),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=900)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from recipe_helpers import tiny_config
+from recipe_helpers import rl_cli_args, tiny_config
 from safetensors.torch import load_file
 
 STEPS, SAVE_EVERY = 6, 2
@@ -35,17 +35,7 @@ def _write_params(project: Path) -> Path:
 
 
 def _command(params: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "avatar_core.cli",
-        "rl",
-        "--stage",
-        "s1",
-        "--params",
-        str(params),
-        "--no-progress",
-    ]
+    return [sys.executable, *rl_cli_args(params)]
 
 
 def _env() -> dict[str, str]:
