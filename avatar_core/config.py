@@ -23,6 +23,7 @@ OBJECTIVE_NAMES = ("grpo", "avatar")
 LOSS_TYPES = ("grpo", "bnpo", "dapo", "dr_grpo")
 REWARD_NAMES = ("format", "accuracy", "self", "judge")
 STAGES = ("s1", "s2", "s3")
+CONTROL_NAMES = ("blank_media", "blank_video", "blank_audio")
 
 
 class ConfigError(ValueError):
@@ -425,9 +426,31 @@ class EvaluateConfig(Section):
     batch_size: int = Field(8, gt=0, description="Prompts per generation batch.")
     bootstrap_samples: int = Field(1000, gt=0, description="Bootstrap resamples for confidence intervals.")
     confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of the intervals.")
-    blank_media_control: bool = Field(
-        True, description="Also evaluate with blanked media (should stay near chance)."
+    controls: list[str] = Field(
+        default_factory=lambda: ["blank_media", "blank_video", "blank_audio"],
+        description="Controls evaluated beside the real media: blank_media (black frames and silence), "
+        "blank_video (black frames, audio kept), blank_audio (silence, video kept). A family that needs "
+        "a modality must fall to its blank level when that modality is blanked.",
     )
+    control_checkpoints: list[str] | None = Field(
+        None, description="Checkpoints the controls run for (None: every checkpoint in `checkpoints`)."
+    )
+
+    @field_validator("controls")
+    @classmethod
+    def _controls(cls, v: list[str]) -> list[str]:
+        for name in v:
+            _known("control", name, CONTROL_NAMES)
+        if len(set(v)) != len(v):
+            raise ValueError(f"controls must not repeat, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _control_checkpoints(self) -> EvaluateConfig:
+        unknown = [c for c in self.control_checkpoints or [] if c not in self.checkpoints]
+        if unknown:
+            raise ValueError(f"control_checkpoints {unknown} are not in checkpoints {self.checkpoints}")
+        return self
 
 
 class RemoteConfig(Section):

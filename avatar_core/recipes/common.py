@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avatar_core.config import STAGES, AvatarConfig, MediaConfig
-from avatar_core.data.media import Clip, MediaError, load_clip, resolve_media_path
+from avatar_core.config import STAGES, AvatarConfig
+from avatar_core.data.media import Clip, MediaError, blank_clip, decode_clip, resolve_media_path
 from avatar_core.data.schema import Sample
 
 log = logging.getLogger(__name__)
@@ -66,28 +66,20 @@ def media_root(cfg: AvatarConfig) -> Path:
     return Path(cfg.data.media_root or cfg.paths.data_dir)
 
 
-def decode_clip(path: str | Path, media: MediaConfig) -> Clip:
-    """One clip decoded with the media settings of params.yaml (the call every reader shares)."""
-    return load_clip(
-        path,
-        n_frames=media.n_frames,
-        max_pixels=media.max_pixels,
-        sample_rate=media.sample_rate,
-        backend=media.backend,
-        allow_missing_audio=media.allow_missing_audio,
-        max_duration_s=media.max_duration_s,
-        max_resolution=media.max_resolution,
-    )
-
-
 class ClipCache:
-    """Decodes each clip once. `blank=True` gives black frames and silence of the same shape: the
-    control that shows an evaluation depends on the media, not on the question text."""
+    """Decodes each clip once. `blank` names an evaluation control (avatar_core.evaluation.scoring
+    CONTROLS): `blank_media` gives black frames and silence of the same shapes, `blank_video` black
+    frames only, `blank_audio` silence only; True means `blank_media`."""
 
-    def __init__(self, cfg: AvatarConfig, root: str | Path | None = None, blank: bool = False) -> None:
+    def __init__(self, cfg: AvatarConfig, root: str | Path | None = None, blank: bool | str = False) -> None:
+        from avatar_core.evaluation.scoring import CONTROLS
+
         self.media = cfg.data.media
         self.root = Path(root) if root is not None else media_root(cfg)
-        self.blank = blank
+        mode = "blank_media" if blank is True else blank or None
+        if mode is not None and mode not in CONTROLS:
+            raise ValueError(f"unknown control {mode!r}; valid names: {', '.join(CONTROLS)}")
+        self.blank = CONTROLS[mode] if mode else None  # (video, audio) to blank
         self._clips: dict[str, Clip | None] = {}
 
     def get(self, sample: Sample) -> Clip | None:
@@ -95,15 +87,8 @@ class ClipCache:
             return None
         if sample.video not in self._clips:
             clip = decode_clip(resolve_media_path(self.root, sample.video), self.media)
-            if self.blank:
-                clip = Clip(
-                    frames=np.zeros_like(clip.frames),
-                    audio=np.zeros_like(clip.audio),
-                    sample_rate=clip.sample_rate,
-                    audio_missing=clip.audio_missing,
-                    duration_s=clip.duration_s,
-                    path=clip.path,
-                )
+            if self.blank is not None:
+                clip = blank_clip(clip, *self.blank)
             self._clips[sample.video] = clip
         return self._clips[sample.video]
 
