@@ -220,6 +220,13 @@ class SFTConfig(Section):
     eval_every: int = Field(50, gt=0, description="Validate every N optimiser steps.")
     save_every: int = Field(100, gt=0, description="Checkpoint every N optimiser steps.")
     tasks: list[str] | None = Field(None, description="Task families to train on (None: all).")
+    hint_fraction: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of training samples rendered with their hint (a system message 'Hint: ...'), so "
+        "hinted RL prompts are in distribution; 0 never shows hints in SFT.",
+    )
 
 
 # --------------------------------------------------------------------------- RL stages
@@ -246,6 +253,14 @@ class ObjectiveConfig(Section):
         "separate",
         description="separate: J_on + alpha*J_off with truncated IS; authors: replayed rows get "
         "alpha*(r - Rbar)/(std+1e-4) advantages and the ordinary loss, as in the released code.",
+    )
+    authors_replay_share: float = Field(
+        0.5,
+        ge=0,
+        lt=1,
+        description="offpolicy_mode authors only: share of each update's rows that are replayed "
+        "trajectories replacing whole fresh groups, as the released code swaps 4 of every 8 fresh "
+        "mini-batches for replayed ones (buffer.replay_per_step is not used in that mode).",
     )
     use_fused_kernel: bool = Field(
         True, description="Use the chunked fused log-prob + loss kernel when the LM head is reachable."
@@ -326,6 +341,12 @@ class DifficultyConfig(Section):
 class HintTriggerConfig(Section):
     enabled: bool = Field(True, description="Inject pre-computed hints for prompts that keep failing.")
     zero_streak: int = Field(3, gt=0, description="Hint after this many consecutive zero-reward groups.")
+    streak_reward: Literal["accuracy", "total"] = Field(
+        "accuracy",
+        description="Which reward a zero-reward group is judged on: accuracy (no completion of the group "
+        "answered correctly; sees stuck prompts while the format reward keeps the total above 0) or total "
+        "(the weighted sum, as the authors' code; it never fires while any completion is well formed).",
+    )
     use_kl_trigger: bool = Field(
         True, description="Also hint when Rbar <= tau_reward and KL <= tau_kl (paper)."
     )
@@ -385,6 +406,11 @@ class RLStageConfig(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> RLStageConfig:
+        if self.hints.enabled and self.hints.streak_reward == "accuracy" and "accuracy" not in self.rewards:
+            raise ValueError(
+                "hints.streak_reward is accuracy but the stage has no accuracy reward: add rewards.accuracy "
+                "or set hints.streak_reward: total"
+            )
         if self.objective.name == "grpo" and self.objective.alpha > 0 and self.buffer.enabled:
             raise ValueError(
                 "objective grpo has no off-policy term: set buffer.enabled false or objective avatar"

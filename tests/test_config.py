@@ -81,7 +81,13 @@ def test_repository_params_yaml_validates() -> None:
 
 def test_overrides_apply_before_validation(tmp_path: Path) -> None:
     path = write_params(tmp_path, {"rl": {"s2": {"tas": {"lam": 0.3}}}})
-    cfg = load_config(path, overrides=["rl.s2.tas.lam=0.5", "rl.s1.rewards={format: 1.0}", "seed=7"])
+    overrides = [
+        "rl.s2.tas.lam=0.5",
+        "rl.s1.rewards={format: 1.0}",
+        "rl.s1.hints.streak_reward=total",
+        "seed=7",
+    ]
+    cfg = load_config(path, overrides=overrides)
     assert cfg.rl.s2.tas.lam == 0.5
     assert cfg.rl.s1.rewards == {"format": 1.0}
     assert cfg.seed == 7
@@ -172,6 +178,17 @@ BAD_INPUTS = [
         "less than or equal to 2 (got 3)",
     ),
     (nested("evaluate.benchmarks", [{"name": "omnibench"}]), "evaluate.benchmarks.0.root", "Field required"),
+    (
+        nested("rl.s2.rewards", {"format": 1.0}),
+        "rl.s2",
+        "hints.streak_reward is accuracy but the stage has no accuracy reward",
+    ),
+    (nested("rl.s2.hints.streak_reward", "format"), "rl.s2.hints.streak_reward", "'accuracy' or 'total'"),
+    (
+        nested("rl.s1.objective.authors_replay_share", 1.0),
+        "rl.s1.objective.authors_replay_share",
+        "less than 1 (got 1.0)",
+    ),
 ]
 
 

@@ -32,6 +32,7 @@ from avatar_core.data.audio_features import log_mel, resample
 from avatar_core.registry import Registry
 
 __all__ = [
+    "BLANKING",
     "Clip",
     "MediaError",
     "blank_clip",
@@ -70,6 +71,18 @@ class Clip:
     audio_missing: bool  # True when the file had no audio track and silence was substituted
     duration_s: float
     path: str
+    # [T] time in seconds of each sampled frame in the clip (None: unknown, taken as evenly spread
+    # over the duration). The prompt encoder derives the frame rate that places video tokens on
+    # the same time axis as the audio tokens (Qwen2.5-Omni's TMRoPE) from it.
+    frame_times: np.ndarray | None = None
+
+
+# The evaluation controls: control name -> (blank the video, blank the audio).
+BLANKING: dict[str, tuple[bool, bool]] = {
+    "blank_media": (True, True),
+    "blank_video": (True, False),
+    "blank_audio": (False, True),
+}
 
 
 def blank_clip(clip: Clip, video: bool = True, audio: bool = True) -> Clip:
@@ -81,6 +94,7 @@ def blank_clip(clip: Clip, video: bool = True, audio: bool = True) -> Clip:
         audio_missing=clip.audio_missing,
         duration_s=clip.duration_s,
         path=clip.path,
+        frame_times=clip.frame_times,
     )
 
 
@@ -362,13 +376,14 @@ def load_clip(
     info = probe_media(path)
     _check_limits(info, max_duration_s, max_resolution)
     frames = _decode_frames(path, info, n_frames, max_pixels, backend)
+    times = sample_frame_indices(info.n_frames, n_frames) / info.fps if info.fps > 0 else None  # [n]
     audio = load_audio(path, sample_rate) if info.has_audio else None
     missing = audio is None
     if missing:
         if not allow_missing_audio:
             raise MediaError(path, "no audio stream (allow_missing_audio is off)")
         audio = np.zeros(round(info.duration_s * sample_rate), dtype=np.float32)
-    return Clip(frames, audio, sample_rate, missing, info.duration_s, str(path))
+    return Clip(frames, audio, sample_rate, missing, info.duration_s, str(path), times)
 
 
 def decode_clip(path: str | Path, media: MediaConfig) -> Clip:

@@ -20,17 +20,12 @@ from typing import Protocol
 import torch
 from tqdm.auto import tqdm
 
-from avatar_core.data.media import Clip
+from avatar_core.data.media import BLANKING, Clip
 from avatar_core.data.schema import Sample, render_messages
 from avatar_core.evaluation.stats import bootstrap_accuracy
 from avatar_core.rewards import accuracy_reward
 
-# control name -> (blank the video, blank the audio)
-CONTROLS: dict[str, tuple[bool, bool]] = {
-    "blank_media": (True, True),
-    "blank_video": (True, False),
-    "blank_audio": (False, True),
-}
+CONTROLS = BLANKING  # control name -> (blank the video, blank the audio)
 
 
 class ClipSource(Protocol):

@@ -50,7 +50,17 @@ def _whisper_length(extractor: Any, n_samples: int) -> int:
 
 
 def _frame_rate(clip: ClipLike, n_frames: int) -> float:
-    """Rate of the sampled frames: they span the clip uniformly, so frame count / duration."""
+    """Rate of the sampled frames, as the processor needs it to place video tokens in time.
+
+    Qwen2.5-Omni gives sampled frame k the temporal position k / fps * 25 (TMRoPE) and audio token
+    j the position j (25 per second), so fps must be the rate at which the sampled frames actually
+    follow each other. Uniform sampling takes the first and the last frame, so n frames span
+    (n - 1) intervals over the times in `clip.frame_times`; frame count / duration would place the
+    last of 4 frames of a 2 s clip at 1.5 s instead of 1.875 s, 9 audio tokens early.
+    """
+    times = getattr(clip, "frame_times", None)
+    if times is not None and len(times) == n_frames and n_frames > 1 and float(times[-1] - times[0]) > 0:
+        return (n_frames - 1) / float(times[-1] - times[0])
     duration = getattr(clip, "duration_s", None)
     if not duration:
         audio = getattr(clip, "audio", None)

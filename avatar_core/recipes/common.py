@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from avatar_core.config import STAGES, AvatarConfig
-from avatar_core.data.media import Clip, MediaError, blank_clip, decode_clip, resolve_media_path
+from avatar_core.data.media import BLANKING, Clip, MediaError, blank_clip, decode_clip, resolve_media_path
 from avatar_core.data.schema import Sample
 
 log = logging.getLogger(__name__)
@@ -67,19 +67,16 @@ def media_root(cfg: AvatarConfig) -> Path:
 
 
 class ClipCache:
-    """Decodes each clip once. `blank` names an evaluation control (avatar_core.evaluation.scoring
-    CONTROLS): `blank_media` gives black frames and silence of the same shapes, `blank_video` black
+    """Decodes each clip once. `blank` names an evaluation control (`BLANKING`): `blank_media` gives black frames and silence of the same shapes, `blank_video` black
     frames only, `blank_audio` silence only; True means `blank_media`."""
 
     def __init__(self, cfg: AvatarConfig, root: str | Path | None = None, blank: bool | str = False) -> None:
-        from avatar_core.evaluation.scoring import CONTROLS
-
         self.media = cfg.data.media
         self.root = Path(root) if root is not None else media_root(cfg)
         mode = "blank_media" if blank is True else blank or None
-        if mode is not None and mode not in CONTROLS:
-            raise ValueError(f"unknown control {mode!r}; valid names: {', '.join(CONTROLS)}")
-        self.blank = CONTROLS[mode] if mode else None  # (video, audio) to blank
+        if mode is not None and mode not in BLANKING:
+            raise ValueError(f"unknown control {mode!r}; valid names: {', '.join(BLANKING)}")
+        self.blank = BLANKING[mode] if mode else None  # (video, audio) to blank
         self._clips: dict[str, Clip | None] = {}
 
     def get(self, sample: Sample) -> Clip | None:

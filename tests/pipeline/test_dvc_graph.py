@@ -30,7 +30,7 @@ NOT_DEPS = {
 EXPECTED_UPSTREAM = {
     "ingest": set(),
     "hints": {"ingest"},
-    "sft": {"ingest"},
+    "sft": {"ingest", "hints"},  # SFT shows a share of samples with their hint (sft.hint_fraction)
     "rl@s1": {"ingest", "hints", "sft"},
     "rl@s2": {"ingest", "hints", "rl@s1"},
     "rl@s3": {"ingest", "hints", "rl@s2"},
