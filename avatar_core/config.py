@@ -419,6 +419,11 @@ class RLStageConfig(Section):
 
 
 class RLConfig(Section):
+    defaults: RLStageConfig = Field(
+        default_factory=RLStageConfig,
+        description="Values every RL stage starts from. A stage section (s1, s2, s3) lists only the keys "
+        "it changes; they are merged into these key by key (`tasks` and `rewards` are replaced whole).",
+    )
     s1: RLStageConfig = Field(default_factory=RLStageConfig, description="S1: visual reasoning RL.")
     s2: RLStageConfig = Field(default_factory=RLStageConfig, description="S2: audio-visual reasoning RL.")
     s3: RLStageConfig = Field(default_factory=RLStageConfig, description="S3: sound-source localisation RL.")
@@ -426,6 +431,57 @@ class RLConfig(Section):
     def stage(self, name: str) -> RLStageConfig:
         _known("RL stage", name, STAGES)
         return getattr(self, name)
+
+
+def _section_type(model: type[BaseModel], key: str) -> type[BaseModel] | None:
+    """The pydantic model of field `key` when that field is a nested section, else None."""
+    field = model.model_fields.get(key)
+    kind = field.annotation if field is not None else None
+    return kind if isinstance(kind, type) and issubclass(kind, BaseModel) else None
+
+
+def merge_sections(base: dict[str, Any], changes: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """`base` with `changes` applied key by key: nested sections merge, any other value replaces."""
+    out = dict(base)
+    for key, value in changes.items():
+        section = _section_type(model, key)
+        if section is not None and isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_sections(out[key], value, section)
+        else:
+            out[key] = value
+    return out
+
+
+def dotted_to_nested(changes: dict[str, Any]) -> dict[str, Any]:
+    """{"objective.name": "grpo", "tas": {"enabled": False}} -> nested dicts (dots split keys)."""
+    nested: dict[str, Any] = {}
+    for key, value in changes.items():
+        parts = str(key).split(".")
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"key {key!r}: {part!r} is both a value and a section")
+        leaf = value if not isinstance(value, dict) else dotted_to_nested(value)
+        if isinstance(node.get(parts[-1]), dict) and isinstance(leaf, dict):
+            node[parts[-1]] = {**node[parts[-1]], **leaf}
+        else:
+            node[parts[-1]] = leaf
+    return nested
+
+
+def expand_rl_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """Raw params with every RL stage section merged onto `rl.defaults` (a no-op without defaults)."""
+    rl = data.get("rl")
+    if not isinstance(rl, dict) or not isinstance(rl.get("defaults"), dict):
+        return data
+    out = dict(data)
+    out["rl"] = dict(rl)
+    for stage in STAGES:
+        changes = rl.get(stage) or {}
+        if isinstance(changes, dict):
+            out["rl"][stage] = merge_sections(rl["defaults"], changes, RLStageConfig)
+    return out
 
 
 # --------------------------------------------------------------------------- evaluation, remote
@@ -551,7 +607,7 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
 
 def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> AvatarConfig:
     try:
-        return AvatarConfig.model_validate(data)
+        return AvatarConfig.model_validate(expand_rl_defaults(data))
     except ValidationError as err:
         raise ConfigError(_format_error(err, source)) from None
 

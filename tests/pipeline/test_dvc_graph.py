@@ -89,8 +89,9 @@ def test_every_params_key_is_a_config_field_and_in_params_yaml(stages: dict[str,
 
 
 def test_rl_stages_depend_only_on_their_own_section(stages: dict[str, dict]) -> None:
+    """Each RL stage reads the shared defaults and its own section, never another stage's."""
     for item in ("s1", "s2", "s3"):
-        assert sorted(stages[f"rl@{item}"]["params"]) == ["rl." + item, "seed"]
+        assert sorted(stages[f"rl@{item}"]["params"]) == sorted(["rl." + item, "rl.defaults", "seed"])
 
 
 def test_graph_is_the_curriculum(stages: dict[str, dict]) -> None:
