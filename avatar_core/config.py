@@ -59,6 +59,10 @@ class PathsConfig(Section):
     metrics_dir: str = Field(
         "results/metrics", description="Folder of DVC metrics and plots files per stage."
     )
+    ablation_dir: str = Field(
+        "results/ablation",
+        description="Folder of the ablation study: one subfolder per cell, then the summary.",
+    )
     runs_dir: str = Field(
         "runs",
         description="Resumable training state per stage (not a DVC output, so a crash never loses it).",
@@ -142,6 +146,13 @@ class TinyModelConfig(Section):
     audio_dim: int = Field(32, gt=0, description="Audio encoder width.")
     audio_layers: int = Field(2, gt=0, description="Audio encoder layers.")
     vocab_size: int = Field(1024, ge=300, description="BPE vocabulary trained on the synthetic corpus.")
+    rope_theta: float = Field(
+        1e6,
+        gt=1,
+        le=1e7,
+        description="Base of the rotary frequencies (Qwen: 1e6, sized for 32k-token contexts). A prompt of "
+        "the tiny model is ~200 tokens; 1e4 gives it more than two rotary pairs that turn over that span.",
+    )
     temporal_patch_size: int = Field(
         2,
         ge=1,
@@ -535,6 +546,67 @@ class EvaluateConfig(Section):
         return self
 
 
+class AblationSetting(Section):
+    variants: list[str] = Field(
+        default_factory=lambda: ["grpo", "avatar"], description="Variants run in this setting."
+    )
+    changes: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Dotted keys of the RL stage config every variant of this setting changes (the reward "
+        "and data regime), e.g. {rewards: {accuracy: 1.0}, reward_options.numeric_mode: binary}.",
+    )
+
+
+class AblationConfig(Section):
+    stage: str = Field(
+        "s1", description="RL stage whose config (rl.defaults + rl.<stage>) and task data every cell uses."
+    )
+    start: str = Field("sft", description="Checkpoint every cell starts from (the same for all cells).")
+    seeds: list[int] = Field(
+        default_factory=lambda: [1, 2, 3, 4, 5],
+        description="Seeds of the reported cells; choose settings on other seeds, then leave those out.",
+    )
+    steps: int | None = Field(None, gt=0, description="Optimiser steps per cell (None: the stage's steps).")
+    eval_every: int = Field(
+        320, gt=0, description="Held-out evaluation every this many generated completions (the x axis)."
+    )
+    eval_split: str = Field("test", description="Split of the stage's task families the cells are scored on.")
+    eval_max_new_tokens: int = Field(64, gt=0, description="Greedy answer length limit of the evaluations.")
+    eval_batch_size: int = Field(16, gt=0, description="Prompts per evaluation generation batch.")
+    settings: dict[str, AblationSetting] = Field(
+        default_factory=lambda: {"default": AblationSetting()},
+        description="Named regimes: the variants each runs and the changes (reward and data settings) they share.",
+    )
+    variants: dict[str, dict[str, Any]] = Field(
+        default_factory=lambda: {"grpo": {}, "avatar": {}},
+        description="Named method presets: dotted keys of the RL stage config each variant changes on top of "
+        "its setting (e.g. grpo: {objective.name: grpo, tas.enabled: false, buffer.enabled: false}).",
+    )
+    baseline: str = Field("grpo", description="Variant every other one is compared with (paired per seed).")
+    workers: int = Field(
+        2, gt=0, description="Cells the Prefect ablation flow runs at a time on one machine."
+    )
+    bootstrap_samples: int = Field(2000, gt=0, description="Bootstrap resamples of seeds for every interval.")
+    confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of the intervals.")
+
+    @model_validator(mode="after")
+    def _names(self) -> AblationConfig:
+        _known("RL stage", self.stage, STAGES)
+        _known("start checkpoint", self.start, ("base", "sft", *STAGES))
+        if self.baseline not in self.variants:
+            raise ValueError(f"baseline {self.baseline!r} is not one of the variants {sorted(self.variants)}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be a non-empty list without repeats, got {self.seeds}")
+        for name, setting in self.settings.items():
+            unknown = [v for v in setting.variants if v not in self.variants]
+            if unknown:
+                raise ValueError(f"setting {name!r} runs variants {unknown} that are not in variants")
+        for name in [*self.settings, *self.variants]:
+            if not name or "/" in name or name.startswith("."):
+                raise ValueError(f"setting and variant names become folder names; {name!r} cannot")
+        return self
+
+
 class RemoteConfig(Section):
     url: str = Field(
         "", description="DVC remote URL, e.g. s3://bucket/prefix ('' : the default local remote)."
@@ -561,7 +633,30 @@ class AvatarConfig(Section):
     sft: SFTConfig = Field(default_factory=SFTConfig, description="Cold-start SFT.")
     rl: RLConfig = Field(default_factory=RLConfig, description="The three RL stages.")
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig, description="Benchmark evaluation.")
+    ablation: AblationConfig = Field(
+        default_factory=AblationConfig, description="The AVATAR vs GRPO ablation and sample-efficiency study."
+    )
     remote: RemoteConfig = Field(default_factory=RemoteConfig, description="Artifact remote.")
+
+    @model_validator(mode="after")
+    def _ablation_cells(self) -> AvatarConfig:
+        """Every (setting, variant) of the study gives a valid RL stage config, checked at load time."""
+        ab = self.ablation
+        base = self.rl.stage(ab.stage).model_dump(mode="json")
+        for setting_name, setting in ab.settings.items():
+            for variant in setting.variants:
+                raw = merge_sections(base, dotted_to_nested(setting.changes), RLStageConfig)
+                raw = merge_sections(raw, dotted_to_nested(ab.variants[variant]), RLStageConfig)
+                try:
+                    RLStageConfig.model_validate(raw)
+                except ValidationError as err:
+                    first = err.errors()[0]
+                    key = ".".join(str(p) for p in first["loc"] if not _is_schema_tag(p))
+                    raise ValueError(
+                        f"ablation.variants.{variant} in setting {setting_name!r} gives an invalid rl.{ab.stage} "
+                        f"config: {key or 'stage'}: {first['msg'].removeprefix('Value error, ')}"
+                    ) from None
+        return self
 
 
 # --------------------------------------------------------------------------- loading

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -92,10 +93,31 @@ def objective_params(scfg: RLStageConfig) -> ObjectiveParams:
     )
 
 
-def run_rl(cfg: AvatarConfig, stage: str, progress: bool = True) -> dict:
+class StepHook(Protocol):
+    """Called by `run_rl` around the loop, e.g. to evaluate at fixed completion budgets (ablation)."""
+
+    def start(self, step: int, bundle) -> None:
+        """The loop starts (or resumes) at `step` with the policy `bundle`; drop anything recorded
+        after that step."""
+
+    def after_step(self, step: int, completions: int, bundle) -> None:
+        """One optimiser step is done; `completions` counts every completion generated so far."""
+
+
+def run_rl(
+    cfg: AvatarConfig,
+    stage: str,
+    progress: bool = True,
+    *,
+    init_stage: str | None = None,
+    hook: StepHook | None = None,
+) -> dict:
+    """Run one RL stage; `init_stage` names the checkpoint it starts from (default: the stage
+    before it in the curriculum), `hook` is called after every step."""
     scfg = cfg.rl.stage(stage)
     out_dir, run_dir = Path(cfg.paths.rl_dir) / stage, Path(cfg.paths.runs_dir) / stage
-    init_dir = stage_model_dir(cfg, previous_stage(stage))
+    init_stage = init_stage or previous_stage(stage)
+    init_dir = stage_model_dir(cfg, init_stage)
     fp = ckpt.fingerprint(stage, cfg.seed, scfg.model_dump(mode="json"), ckpt.directory_digest(init_dir))
     done = out_dir / "done.json"
     if done.is_file() and _read_json(done).get("fingerprint") == fp:
@@ -108,11 +130,11 @@ def run_rl(cfg: AvatarConfig, stage: str, progress: bool = True) -> dict:
 
     dist = Distributed.setup()
     seed_everything(cfg.seed + 1000 * dist.rank)
-    bundle = load_stage_policy(cfg, previous_stage(stage))
+    bundle = load_stage_policy(cfg, init_stage)
     model = bundle.model
     model.train()
     needs_ref = scfg.objective.beta > 0 or (scfg.hints.enabled and scfg.hints.use_kl_trigger)
-    ref = load_stage_policy(cfg, previous_stage(stage)) if needs_ref else None
+    ref = load_stage_policy(cfg, init_stage) if needs_ref else None
     if ref is not None:
         ref.model.eval().requires_grad_(False)
 
@@ -154,6 +176,8 @@ def run_rl(cfg: AvatarConfig, stage: str, progress: bool = True) -> dict:
             "resuming stage %s from step %d (%d completions)", stage, state["step"], state["completions"]
         )
     steplog.truncate_after(state["step"])
+    if hook is not None:
+        hook.start(state["step"], bundle)
 
     pad_id = bundle.tokenizer.pad_token_id
     bar = tqdm(
@@ -351,6 +375,8 @@ def run_rl(cfg: AvatarConfig, stage: str, progress: bool = True) -> dict:
             steplog.append(record)
         bar.set_postfix(reward=f"{record['reward_mean']:.2f}", acc=f"{record['accuracy'] or 0:.2f}")
         bar.update(1)
+        if hook is not None:
+            hook.after_step(state["step"], state["completions"], bundle)
 
         # 10. checkpoint (model, optimiser, scheduler, RNG, buffer, tracker, counters), atomically
         if state["step"] % scfg.save_every == 0 or state["step"] == scfg.steps:
