@@ -209,6 +209,14 @@ class HintsConfig(Section):
 
 class OptimConfig(Section):
     lr: float = Field(5e-7, gt=0, description="Peak learning rate (authors: 5e-7 for 7B models).")
+    tower_lr_scale: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="Learning rate of the vision and audio encoders as a share of lr; 0 freezes them. At "
+        "the tiny model's learning rates the encoders' outputs grow to 100x the text embeddings' norm and "
+        "lose what tells objects apart; the embedded default freezes them.",
+    )
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
     warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
@@ -384,6 +392,13 @@ class RLStageConfig(Section):
         default_factory=list, description="Task families (or data set task types) this stage trains on."
     )
     steps: int = Field(100, gt=0, description="Optimiser steps in this stage.")
+    max_prompts: int | None = Field(
+        None,
+        gt=0,
+        description="Train on at most this many prompts of the stage's tasks, the same number from each "
+        "task (the first by id); None: all. A smaller pool brings prompts back, so a prompt that keeps "
+        "failing builds the zero-reward streak the hint trigger watches.",
+    )
     prompts_per_step: int = Field(4, gt=0, description="Fresh prompts sampled per step.")
     group_size: int = Field(8, ge=2, description="G: completions per prompt.")
     rewards: dict[str, float] = Field(

@@ -79,6 +79,16 @@ from avatar_core.rewards import combine_rewards
 log = logging.getLogger(__name__)
 
 
+def prompt_pool(samples: list, max_prompts: int | None) -> list:
+    """At most `max_prompts` samples, the same number from each task (the first by id)."""
+    if max_prompts is None or len(samples) <= max_prompts:
+        return samples
+    tasks = sorted({s.task for s in samples})
+    per_task = max(1, max_prompts // len(tasks))
+    by_task = {t: sorted((s for s in samples if s.task == t), key=lambda s: s.id)[:per_task] for t in tasks}
+    return [s for t in tasks for s in by_task[t]]
+
+
 def objective_params(scfg: RLStageConfig) -> ObjectiveParams:
     o = scfg.objective
     return ObjectiveParams(
@@ -139,7 +149,9 @@ def run_rl(
         ref.model.eval().requires_grad_(False)
 
     clips = ClipCache(cfg)
-    samples, rejected = decodable(load_samples(cfg, "train", scfg.tasks), clips)
+    samples, rejected = decodable(
+        prompt_pool(load_samples(cfg, "train", scfg.tasks), scfg.max_prompts), clips
+    )
     by_id = {s.id: s for s in samples}
     hints = load_hints(cfg, samples)
     reward_fns, weights = stage_rewards(scfg)

@@ -71,9 +71,31 @@ class Distributed:
             offset += g.numel()
 
 
+TOWER_PREFIXES = ("visual.", "audio_tower.")  # the encoders, under any wrapper's prefix
+
+
+def is_tower_parameter(name: str) -> bool:
+    """Whether a parameter belongs to the vision or audio encoder (e.g. model.visual.blocks.0...)."""
+    return any(f".{prefix}" in f".{name}" for prefix in TOWER_PREFIXES)
+
+
 def build_optimizer(model: torch.nn.Module, optim: OptimConfig, total_steps: int):
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay)
+    """AdamW over the trainable parameters; the encoders at `tower_lr_scale` x lr (frozen at 0)."""
+    towers, rest = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if is_tower_parameter(name):
+            if optim.tower_lr_scale == 0:
+                p.requires_grad_(False)
+                continue
+            towers.append(p)
+        else:
+            rest.append(p)
+    groups = [{"params": rest, "lr": optim.lr}]
+    if towers:
+        groups.append({"params": towers, "lr": optim.lr * optim.tower_lr_scale})
+    optimizer = torch.optim.AdamW(groups, lr=optim.lr, weight_decay=optim.weight_decay)
 
     def factor(step: int) -> float:
         if step < optim.warmup_steps:
