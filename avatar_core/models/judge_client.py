@@ -39,6 +39,8 @@ from avatar_core.models.judge import PROMPT_VERSION, JudgeFrames, check_columns,
 from avatar_core.rewards.judge import parse_judge_scores
 
 log = logging.getLogger(__name__)
+# httpx logs every request at INFO; an RL step sends one per completion, so keep only its warnings.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 RETRIABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 DEFAULT_API_KEY_ENV = "AVATAR_JUDGE_API_KEY"
