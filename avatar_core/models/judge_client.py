@@ -224,7 +224,13 @@ class ServedJudge:
         if len(bodies) <= 1 or self.concurrency == 1:
             return [self.post(body) for body in bodies]
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(bodies))) as pool:
-            return list(pool.map(self.post, bodies))
+            futures = [pool.submit(self.post, body) for body in bodies]
+            try:
+                return [future.result() for future in futures]
+            except BaseException:
+                for future in futures:  # the step fails: requests not yet started are not sent
+                    future.cancel()
+                raise
 
     def score(
         self, completions: list[str], *, facts: list[str], video: list[str], question: list[str]
