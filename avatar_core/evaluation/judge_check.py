@@ -76,11 +76,12 @@ def judge_honesty_check(
 
 def markdown_report(report: dict[str, Any]) -> str:
     low, high = report["difference_ci"]
+    judge = report["judge"].replace("|", "\\|")  # the identity separates its parts with pipes
     return (
         "\n## Judge honesty check (matching reasoning: real frames vs blank frames)\n\n"
         "| judge | n | score, frames | score, blank | difference [95% CI] | higher with frames | "
         "answers changed by blanking | parsable answers | verdict |\n|---|---|---|---|---|---|---|---|---|\n"
-        f"| {report['judge']} | {report['n']} | {report['score_with_frames']:.3f} | "
+        f"| {judge} | {report['n']} | {report['score_with_frames']:.3f} | "
         f"{report['score_blank_frames']:.3f} | {report['difference']:+.3f} [{low:+.3f}, {high:+.3f}] | "
         f"{report['share_higher_with_frames']:.2f} | {report['answers_changed_by_blanking']:.2f} | "
         f"{report['parsable_answers']:.2f} | {report['verdict']} |\n"

@@ -93,6 +93,7 @@ def test_a_text_only_judge_is_flagged(media) -> None:
     assert report["difference"] == 0.0 and report["difference_ci"] == [0.0, 0.0]
     assert report["share_equal"] == 1.0 and report["answers_changed_by_blanking"] == 0.0
     assert "does not discriminate" in markdown_report(report)
+    assert "| inproc\\|internvl | 4 |" in markdown_report({**report, "judge": "inproc|internvl"})  # one cell
 
 
 def test_sample_choice_needs_a_clip_and_a_trace() -> None:
