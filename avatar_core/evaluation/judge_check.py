@@ -13,6 +13,7 @@ above 0, else "does not discriminate frames from blank".
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,8 @@ import numpy as np
 from avatar_core.data.schema import Sample
 from avatar_core.evaluation.stats import bootstrap_accuracy
 from avatar_core.rewards.judge import judge_scores, parse_judge_scores
+
+log = logging.getLogger(__name__)
 
 LOOKS = "looks at the frames"
 BLIND = "does not discriminate frames from blank"
@@ -96,6 +99,11 @@ def judge_check_for(cfg: Any, samples: list[Sample], media_root: Any) -> dict[st
         return None
     from avatar_core.models.judge_factory import build_judge
 
+    if not check_samples(samples, 1):
+        log.warning(
+            "judge check skipped: no evaluation sample has both a clip and a reference reasoning trace"
+        )
+        return None
     judge = build_judge(stage.reward_options, media_root)
     report = judge_honesty_check(judge, samples, e.judge_check_samples, e.bootstrap_samples, e.confidence)
     return {"stage": e.judge_check_stage, **report}

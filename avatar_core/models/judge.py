@@ -72,6 +72,13 @@ def frame_messages(text: str, n_images: int) -> list[dict[str, Any]]:
     return [{"role": "system", "content": JUDGE_INSTRUCTION}, {"role": "user", "content": content}]
 
 
+def _video_messages(text: str, with_video: bool) -> list[dict[str, Any]]:
+    """Chat messages of a Qwen judge: the frames as one video item before `text`."""
+    content: list[dict[str, Any]] = [{"type": "video"}] if with_video else []
+    content.append({"type": "text", "text": text})
+    return [{"role": "system", "content": JUDGE_INSTRUCTION}, {"role": "user", "content": content}]
+
+
 class JudgeFrames:
     """Frames a judge is shown: `n_frames` sampled uniformly, fit into `max_pixels`, decoded once.
 
@@ -244,9 +251,7 @@ class TransformersJudge:
         self, completion: str, facts: str, question: str, with_video: bool
     ) -> list[dict[str, Any]]:
         """The judge prompt of a Qwen judge (frames as one video item) for one completion."""
-        content: list[dict[str, Any]] = [{"type": "video"}] if with_video else []
-        content.append({"type": "text", "text": judge_text(completion, facts, question)})
-        return [{"role": "system", "content": JUDGE_INSTRUCTION}, {"role": "user", "content": content}]
+        return _video_messages(judge_text(completion, facts, question), with_video)
 
     def _clip(self, video: str) -> Any:
         return self.frames.clip(video) if self.sees_video else None
@@ -281,13 +286,7 @@ class TransformersJudge:
         from avatar_core.models.generation import generate_rollouts
         from avatar_core.models.inputs import encode_prompts
 
-        messages = []
-        for text, clip in zip(texts, clips, strict=True):
-            content: list[dict[str, Any]] = [{"type": "video"}] if clip is not None else []
-            content.append({"type": "text", "text": text})
-            messages.append(
-                [{"role": "system", "content": JUDGE_INSTRUCTION}, {"role": "user", "content": content}]
-            )
+        messages = [_video_messages(text, clip is not None) for text, clip in zip(texts, clips, strict=True)]
         inputs = encode_prompts(self.bundle, messages, clips)
         rollouts = generate_rollouts(
             self.bundle, inputs, group_size=1, max_new_tokens=self.max_new_tokens, greedy=True

@@ -106,6 +106,11 @@ def run_evaluate(cfg: AvatarConfig, progress: bool = True) -> dict:
             by_task[s.task].append(s)
         results["chance_per_task"][name] = {t: _chance(v) for t, v in sorted(by_task.items())}
     control_stages = set(e.checkpoints if e.control_checkpoints is None else e.control_checkpoints)
+    # The judge check runs first: an unreachable judge fails here, not after the whole evaluation.
+    first_set = next(iter(sets.values()), ([], None))[0]
+    judge_report = judge_check_for(cfg, first_set, media_root(cfg))
+    if judge_report is not None:
+        results["judge_check"] = judge_report
     for stage in e.checkpoints:
         if not stage_model_dir(cfg, stage).is_dir():
             log.warning("no checkpoint for stage %s; skipped", stage)
@@ -144,10 +149,6 @@ def run_evaluate(cfg: AvatarConfig, progress: bool = True) -> dict:
                 "".join(f", {c} {entry[c]['accuracy']:.3f}" for c in runs[1:]),
             )
         results["stages"][stage] = stage_results
-    first_split = next(iter(sets.values()))[0]
-    judge_report = judge_check_for(cfg, first_split, media_root(cfg))
-    if judge_report is not None:
-        results["judge_check"] = judge_report
     out = Path(cfg.paths.eval_dir)
     write_json(out / "results.json", results)
     write_json(out / "metrics.json", flat_metrics(results))

@@ -121,6 +121,10 @@ def test_evaluate_checks_only_a_configured_model_judge(media, tmp_path) -> None:
         "evaluate.bootstrap_samples=100",
     ]
     cfg = load_config(REPO / "params.yaml", overrides)
+    traceless = samples()
+    for s in traceless:
+        s.reasoning = ""
+    assert judge_check_for(cfg, traceless, media) is None  # skipped with a warning, not a crash
     report = judge_check_for(cfg, samples(), media)
     assert report["stage"] == "s3" and report["n"] == 3 and report["judge"].startswith("inproc|internvl|")
     assert report["verdict"] in (LOOKS, BLIND)
