@@ -499,8 +499,13 @@ def expand_rl_defaults(data: dict[str, Any]) -> dict[str, Any]:
 
 
 class BenchmarkSpec(Section):
-    name: str = Field(description="Adapter name, e.g. omnibench, dailyomni, worldsense.")
-    root: str = Field(description="Local folder holding the released annotations and media.")
+    name: str = Field(
+        description="Adapter name: omnibench, dailyomni, avcounting, worldsense, mmvu, videoholmes, avodyssey, intentbench."
+    )
+    root: str = Field(
+        description="Local folder holding the benchmark as downloaded (any layout its adapter reads); "
+        "a missing folder is reported by the evaluation, not fatal."
+    )
     limit: int | None = Field(None, gt=0, description="Evaluate at most this many records.")
 
 
@@ -604,6 +609,16 @@ class AblationConfig(Section):
         for name in [*self.settings, *self.variants]:
             if not name or "/" in name or name.startswith("."):
                 raise ValueError(f"setting and variant names become folder names; {name!r} cannot")
+        return self
+
+    @model_validator(mode="after")
+    def _one_folder_per_benchmark(self) -> EvaluateConfig:
+        names = [b.name for b in self.benchmarks]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(
+                f"evaluate.benchmarks lists {', '.join(twice)} more than once; give each benchmark one folder"
+            )
         return self
 
 
