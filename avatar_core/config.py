@@ -550,6 +550,16 @@ class EvaluateConfig(Section):
             raise ValueError(f"control_checkpoints {unknown} are not in checkpoints {self.checkpoints}")
         return self
 
+    @model_validator(mode="after")
+    def _one_folder_per_benchmark(self) -> EvaluateConfig:
+        names = [b.name for b in self.benchmarks]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(
+                f"evaluate.benchmarks lists {', '.join(twice)} more than once; give each benchmark one folder"
+            )
+        return self
+
 
 class AblationSetting(Section):
     variants: list[str] = Field(
@@ -609,16 +619,6 @@ class AblationConfig(Section):
         for name in [*self.settings, *self.variants]:
             if not name or "/" in name or name.startswith("."):
                 raise ValueError(f"setting and variant names become folder names; {name!r} cannot")
-        return self
-
-    @model_validator(mode="after")
-    def _one_folder_per_benchmark(self) -> EvaluateConfig:
-        names = [b.name for b in self.benchmarks]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
-            raise ValueError(
-                f"evaluate.benchmarks lists {', '.join(twice)} more than once; give each benchmark one folder"
-            )
         return self
 
 

@@ -53,7 +53,7 @@ def test_evaluate_records_official_metrics_and_reports_what_it_could_not_read(tm
                 "max_new_tokens": 8,
                 "batch_size": 4,
                 "bootstrap_samples": 20,
-                "blank_media_control": False,  # the control is not what this test is about
+                "controls": [],  # the blanked-media controls are not what this test is about
             },
         }
     )
