@@ -94,12 +94,15 @@ def append_record(path: Path, record: dict[str, Any]) -> None:
 def select_columns(records: list[dict[str, Any]], max_columns: int = MAX_COLUMNS) -> list[str]:
     """Metric keys of the first table, in the latest record's order: accuracy-like keys (last part
     contains 'acc') when there are any, else all; blank-media controls dropped unless nothing else
-    is left; benchmark sets and official metrics left to the per-benchmark tables."""
+    is left; per-family keys (`set/family`) left to history.jsonl, benchmark sets and official
+    metrics to the per-benchmark tables."""
     if not records:
         return []
     benches = set(records[-1].get("benchmarks", {}))
     keys = [
-        k for k in records[-1]["metrics"] if not k.startswith(f"{OFFICIAL}.") and _set_name(k) not in benches
+        k
+        for k in records[-1]["metrics"]
+        if not k.startswith(f"{OFFICIAL}.") and _set_name(k) not in benches and "/" not in k
     ]
     accuracy = [k for k in keys if "acc" in k.rsplit(".", 1)[-1].lower()]
     chosen = accuracy or keys

@@ -134,7 +134,14 @@ def test_benchmark_tables_and_a_missing_benchmark(tmp_path: Path) -> None:
     }
     metrics = {
         "sft": {"test": 0.25, "avcounting": 0.0, "avcounting_blank": 0.0},
-        "s3": {"test": 0.5, "avcounting": 0.3333, "avcounting_blank": 0.0, "videoholmes": 0.25},
+        "s3": {
+            "test": 0.5,
+            "test/count_beeps": 0.75,
+            "avcounting": 0.3333,
+            "avcounting_blank_media": 0.0,
+            "avcounting/event": 0.5,
+            "videoholmes": 0.25,
+        },
         "official": official,
     }
     vh_report = {**COUNTING_REPORT, "layout": "Hugging Face snapshot", "read": 4, "rejected": 0}
@@ -162,7 +169,9 @@ def test_benchmark_tables_and_a_missing_benchmark(tmp_path: Path) -> None:
         "undecodable": 0,
     }  # the record lists stay in results.json
     assert records[1]["metrics"]["official.avcounting.s3.exact_acc"] == 0.6667
-    assert select_columns(records) == ["sft.test", "s3.test"]  # benchmark sets go to their own tables
+    # benchmark sets go to their own tables, per-family accuracies stay in history.jsonl
+    assert select_columns(records) == ["sft.test", "s3.test"]
+    assert records[0]["metrics"]["s3.test/count_beeps"] == 0.75
     md = history_paths(eval_dir)[1].read_text()
     assert (
         "## avcounting: official metrics, stage s3; latest run: 3 records read, 2 rejected\n\n"
