@@ -10,11 +10,13 @@ to its blank level without video, one that needs to hear without audio. Each ben
 scored the way it defines itself (avatar_core.evaluation.official: CG-AV-Counting exact /
 off-by-one / MAE / RMSE, IntentBench's creators' scores, accuracy per category for the others).
 A configured benchmark whose folder or annotation file is missing is reported and left out, not
-fatal; so are records whose media do not decode. Writes results.json (with a `benchmarks` report:
-layout detected, records read / rejected / skipped / undecodable, or why a benchmark was not
-evaluated), metrics.json (DVC metrics, with `official: {benchmark: {stage: metrics}}`),
-results.md and accuracy_by_stage.png to `paths.eval_dir`, and every evaluation set as
-`lm_eval/<set>.jsonl` there for the lm-eval tasks of `avatar_core.evaluation.lm_eval_tasks`.
+fatal; so are records whose media do not decode. When an RL stage rewards with a model judge, the
+judge itself is checked too (`avatar_core.evaluation.judge_check`: matching reasoning scored with
+the frames vs blank frames). Writes results.json (with a `benchmarks` report: layout detected,
+records read / rejected / skipped / undecodable, or why a benchmark was not evaluated),
+metrics.json (DVC metrics, with `official: {benchmark: {stage: metrics}}`), results.md and
+accuracy_by_stage.png to `paths.eval_dir`, and every evaluation set as `lm_eval/<set>.jsonl` there
+for the lm-eval tasks of `avatar_core.evaluation.lm_eval_tasks`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from pathlib import Path
 from avatar_core.config import AvatarConfig
 from avatar_core.data.media import resolve_media_path
 from avatar_core.data.schema import Sample, format_question
+from avatar_core.evaluation.judge_check import judge_check_for
+from avatar_core.evaluation.judge_check import markdown_report as judge_markdown
 from avatar_core.evaluation.official import official_metrics
 from avatar_core.evaluation.report import benchmark_markdown, flat_metrics, markdown_table, plot_accuracy
 from avatar_core.evaluation.scoring import greedy_answers, score_answers, summarise
@@ -171,6 +175,11 @@ def run_evaluate(cfg: AvatarConfig, progress: bool = True) -> dict:
             by_task[s.task].append(s)
         results["chance_per_task"][name] = {t: _chance(v) for t, v in sorted(by_task.items())}
     control_stages = set(e.checkpoints if e.control_checkpoints is None else e.control_checkpoints)
+    # The judge check runs first: an unreachable judge fails here, not after the whole evaluation.
+    first_set = next(iter(sets.values()), ([], None))[0]
+    judge_report = judge_check_for(cfg, first_set, media_root(cfg))
+    if judge_report is not None:
+        results["judge_check"] = judge_report
     for stage in e.checkpoints:
         if not stage_model_dir(cfg, stage).is_dir():
             log.warning("no checkpoint for stage %s; skipped", stage)
@@ -215,6 +224,8 @@ def run_evaluate(cfg: AvatarConfig, progress: bool = True) -> dict:
     write_json(out / "results.json", results)
     write_json(out / "metrics.json", flat_metrics(results))
     report_md = markdown_table(results) + "\n" + benchmark_markdown(results)
+    if judge_report is not None:
+        report_md += judge_markdown(judge_report)
     (out / "results.md").write_text(report_md)
     plot_accuracy(results, out / "accuracy_by_stage.png")
     print(report_md)
