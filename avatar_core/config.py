@@ -581,8 +581,13 @@ def expand_rl_defaults(data: dict[str, Any]) -> dict[str, Any]:
 
 
 class BenchmarkSpec(Section):
-    name: str = Field(description="Adapter name, e.g. omnibench, dailyomni, worldsense.")
-    root: str = Field(description="Local folder holding the released annotations and media.")
+    name: str = Field(
+        description="Adapter name: omnibench, dailyomni, avcounting, worldsense, mmvu, videoholmes, avodyssey, intentbench."
+    )
+    root: str = Field(
+        description="Local folder holding the benchmark as downloaded (any layout its adapter reads); "
+        "a missing folder is reported by the evaluation, not fatal."
+    )
     limit: int | None = Field(None, gt=0, description="Evaluate at most this many records.")
 
 
@@ -636,6 +641,16 @@ class EvaluateConfig(Section):
         unknown = [c for c in self.control_checkpoints or [] if c not in self.checkpoints]
         if unknown:
             raise ValueError(f"control_checkpoints {unknown} are not in checkpoints {self.checkpoints}")
+        return self
+
+    @model_validator(mode="after")
+    def _one_folder_per_benchmark(self) -> EvaluateConfig:
+        names = [b.name for b in self.benchmarks]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(
+                f"evaluate.benchmarks lists {', '.join(twice)} more than once; give each benchmark one folder"
+            )
         return self
 
 
