@@ -22,14 +22,15 @@ import torch
 from tqdm.auto import tqdm
 
 from avatar_core.config import AvatarConfig
+from avatar_core.data.loader import Clips
 from avatar_core.data.media import resolve_media_path
 from avatar_core.data.schema import Sample, format_question, render_messages
 from avatar_core.evaluation.stats import bootstrap_accuracy, chance_level
 from avatar_core.recipes.common import (
-    ClipCache,
     load_samples,
     load_stage_policy,
     media_root,
+    open_clips,
     stage_model_dir,
     write_json,
 )
@@ -55,7 +56,7 @@ def score_answers(texts: list[str], samples: list[Sample]) -> list[float]:
 def greedy_answers(
     bundle,
     samples: list[Sample],
-    clips: ClipCache,
+    clips: Clips,
     max_new_tokens: int,
     batch_size: int,
     desc: str = "evaluate",
@@ -68,6 +69,7 @@ def greedy_answers(
     texts: list[str] = []
     for i in tqdm(range(0, len(samples), batch_size), desc=desc, disable=not progress, leave=False):
         chunk = samples[i : i + batch_size]
+        clips.prefetch(samples[i + batch_size : i + 2 * batch_size])  # read while this chunk generates
         inputs = encode_prompts(bundle, [render_messages(s) for s in chunk], clips.get_many(chunk))
         out = generate_rollouts(bundle, inputs, group_size=1, max_new_tokens=max_new_tokens, greedy=True)
         texts += out.texts
@@ -104,7 +106,7 @@ def export_lm_eval_jsonl(samples: list[Sample], path: str | Path, media_root: st
 
     Fields: id, task, prompt (= format_question(sample), the user text `avatar evaluate` sends),
     answer (the option letter or the number, as text: a column of one type), answer_type,
-    choices, video (absolute path, resolved like ClipCache does; '' for text-only samples).
+    choices, video (absolute path, resolved as the clip loader does; '' for text-only samples).
     """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -142,12 +144,12 @@ def run_evaluate(cfg: AvatarConfig, progress: bool = True) -> dict:
         stage_results = {}
         for name, (samples, root) in sets.items():
             entry = {}
+            clips = open_clips(cfg, root=root)
             for blank in (False, True) if e.blank_media_control else (False,):
-                clips = ClipCache(cfg, root=root, blank=blank)
                 texts = greedy_answers(
                     bundle,
                     samples,
-                    clips,
+                    clips.blanked(video=True, audio=True) if blank else clips,
                     e.max_new_tokens,
                     e.batch_size,
                     desc=f"{stage}/{name}{' blank' if blank else ''}",

@@ -22,6 +22,7 @@ Where this departs from the paper or the authors' code:
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from pathlib import Path
@@ -37,11 +38,11 @@ from avatar_core.config import AvatarConfig, RLStageConfig
 from avatar_core.data.schema import render_messages
 from avatar_core.recipes import checkpoint as ckpt
 from avatar_core.recipes.common import (
-    ClipCache,
     decodable,
     load_hints,
     load_samples,
     load_stage_policy,
+    open_clips,
     previous_stage,
     seed_everything,
     stage_model_dir,
@@ -108,7 +109,7 @@ def run_rl(cfg: AvatarConfig, stage: str, progress: bool = True) -> dict:
     if ref is not None:
         ref.model.eval().requires_grad_(False)
 
-    clips = ClipCache(cfg)
+    clips = open_clips(cfg)
     samples, rejected = decodable(load_samples(cfg, "train", scfg.tasks), clips)
     by_id = {s.id: s for s in samples}
     hints = load_hints(cfg, samples)
@@ -152,10 +153,11 @@ def run_rl(cfg: AvatarConfig, stage: str, progress: bool = True) -> dict:
     while state["step"] < scfg.steps:
         t0 = time.perf_counter()
         # 1. prompts and hint decisions
-        batch = [
-            samples[i]
-            for i in rng.choice(len(samples), size=min(scfg.prompts_per_step, len(samples)), replace=False)
-        ]
+        n_prompts = min(scfg.prompts_per_step, len(samples))
+        batch = [samples[i] for i in rng.choice(len(samples), size=n_prompts, replace=False)]
+        # the next step's prompts, drawn from a copy of rng (its state is untouched), load meanwhile
+        upcoming = copy.deepcopy(rng).choice(len(samples), size=n_prompts, replace=False)
+        clips.prefetch([samples[i] for i in upcoming])
         decisions = [
             trigger.decide(s.id, tracker, bool(hints.get(s.id))) if scfg.hints.enabled else (False, "")
             for s in batch

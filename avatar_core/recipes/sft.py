@@ -21,10 +21,11 @@ from avatar_core.config import AvatarConfig
 from avatar_core.data.schema import Sample, render_messages
 from avatar_core.recipes import checkpoint as ckpt
 from avatar_core.recipes.common import (
-    ClipCache,
+    ClipLoader,
     decodable,
     load_samples,
     load_stage_policy,
+    open_clips,
     seed_everything,
     stage_model_dir,
     write_json,
@@ -41,7 +42,7 @@ def target_ids(tokenizer, sample: Sample) -> torch.Tensor:
     return torch.tensor(ids, dtype=torch.long)  # [L]
 
 
-def sft_loss(bundle, samples: list[Sample], clips: ClipCache) -> torch.Tensor:
+def sft_loss(bundle, samples: list[Sample], clips: ClipLoader) -> torch.Tensor:
     """Mean NLL per assistant token over a micro-batch."""
     from avatar_core.models.generation import completion_logprobs
     from avatar_core.models.inputs import encode_prompts
@@ -72,7 +73,7 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
     seed_everything(cfg.seed + dist.rank)
     bundle = load_stage_policy(cfg, "base")
     model = bundle.model
-    clips = ClipCache(cfg)
+    clips = open_clips(cfg)
     train, rejected = decodable(load_samples(cfg, "train", scfg.tasks), clips)
     train = [s for s in train if s.reasoning]
     val = decodable(load_samples(cfg, "validation", scfg.tasks), clips)[0] if cfg.data.synthetic.n_val else []
@@ -101,6 +102,7 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
             if len(order) < scfg.batch_size:
                 order += rng.permutation(len(train)).tolist()
             idx, order = order[: scfg.batch_size], order[scfg.batch_size :]
+            clips.prefetch([train[i] for i in order[: scfg.batch_size]])  # read while this batch trains
             loss = sft_loss(bundle, [train[i] for i in idx], clips) / scfg.grad_accum
             loss.backward()
             losses.append(float(loss.detach()) * scfg.grad_accum)
@@ -157,11 +159,11 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
 
 
 @torch.no_grad()
-def validation_loss(bundle, samples: list[Sample], clips: ClipCache, batch_size: int) -> float:
+def validation_loss(bundle, samples: list[Sample], clips: ClipLoader, batch_size: int) -> float:
     bundle.model.eval()
-    losses = [
-        float(sft_loss(bundle, samples[i : i + batch_size], clips))
-        for i in range(0, len(samples), batch_size)
-    ]
+    losses = []
+    for i in range(0, len(samples), batch_size):
+        clips.prefetch(samples[i + batch_size : i + 2 * batch_size])
+        losses.append(float(sft_loss(bundle, samples[i : i + batch_size], clips)))
     bundle.model.train()
     return float(np.mean(losses))
