@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -137,6 +137,7 @@ class ClipLoader:
         self.stats = LoaderStats()
         self._cache: OrderedDict[str, Clip] = OrderedDict()
         self._pending: OrderedDict[str, Future] = OrderedDict()
+        self._recent: deque[set[str]] = deque(maxlen=2)  # keys of the last two prefetch calls
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="clip-loader") if threads > 0 else None
 
@@ -189,8 +190,9 @@ class ClipLoader:
     def prefetch(self, samples: Iterable[Sample]) -> None:
         """Start reading the clips of `samples` in the background (no-op without threads).
 
-        At most two prefetched sets are held: the oldest results nobody asked for are dropped, so
-        a wrong guess costs a read, never memory.
+        Only the clips of the last two calls stay pending (the batch about to be used and the one
+        after it): older results nobody asked for are dropped, so a wrong guess costs a read, never
+        memory.
         """
         if self._pool is None:
             return
@@ -199,14 +201,14 @@ class ClipLoader:
             if s.video:
                 wanted.setdefault(s.video, s.id)
         with self._lock:
+            self._recent.append(set(wanted))
+            keep = set().union(*self._recent)
+            for key in [k for k in self._pending if k not in keep]:
+                self._pending.pop(key).cancel()
             for key, sample_id in wanted.items():
                 if key in self._cache or key in self._pending:
                     continue
                 self._pending[key] = self._pool.submit(self._load, key, sample_id)
-            limit = 2 * max(len(wanted), 1)
-            while len(self._pending) > limit:
-                _, stale = self._pending.popitem(last=False)
-                stale.cancel()
             self.stats.peak_pending = max(self.stats.peak_pending, len(self._pending))
 
     def check(self, samples: list[Sample]) -> tuple[list[Sample], list[dict[str, str]]]:

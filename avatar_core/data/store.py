@@ -186,13 +186,14 @@ class MediaStore:
     def entry_bytes(self, key: str) -> int:
         """Bytes the entry takes in RAM once read (frames plus float32 audio)."""
         i = self._row[key]
-        return int(np.prod(self._columns["frames_shape"][i])) + 4 * int(self._columns["audio_length"][i])
+        frames = 3 * int(np.prod(self._columns["frames_shape"][i]))  # [T, H, W] x 3 channels
+        return frames + 4 * int(self._columns["audio_length"][i])
 
     def check_settings(self, settings: dict[str, Any]) -> None:
         """Raise unless the store was decoded with these media settings (`data.media`)."""
         differ = {k: (self.settings.get(k), v) for k, v in settings.items() if self.settings.get(k) != v}
         if differ:
-            listed = ", ".join(
+            listed = "; ".join(
                 f"{k}: store {old!r}, params {new!r}" for k, (old, new) in sorted(differ.items())
             )
             raise StoreError(
