@@ -1,0 +1,480 @@
+"""Benchmark: real data at real scale: time to first step and peak RSS before and after the media store.
+
+What it measures, on a generated data set of `--n-clips` clips (default 1,000) of `--seconds` s
+(default 10) of 640x360 H.264 video at 8 fps with 48 kHz AAC audio, decoded at the authors' budget
+(16 frames, max_pixels 200,704 = 448 x 448, 16 kHz audio):
+
+1. `stages`: for each data set size in `--sizes` (default 250 and 1,000 clips, the first clips of
+   the same set) the ingest stage of this checkout (media store included), then SFT and RL stage
+   S1, each in a fresh process, once with this checkout (`after`) and once with the code before
+   the media store (`before`: `--before-src`, a checkout of commit 76972f0, where every stage
+   decodes the whole split before step 1 and keeps it in RAM). Per run: the time from process
+   launch to the end of the first optimiser step (the first step-log line, recorded by wrapping
+   `StepLog.append`), the peak RSS of the process (`ru_maxrss`), and the RSS at the first step.
+   Both versions train the same tiny base model on the same ingested data set.
+2. `throughput`: clips/s on the first `--throughput-clips` clips of the raw decoder calls
+   (decord `get_batch` at the loader's frame indices + PyAV audio decode, as bench_ingest.py's
+   `raw`) against ingest's decoding pass (`build_store`: probe, limits, frames, resize to the
+   pixel budget, audio resampling, CRC-32, writing the store), with 1 and 2 workers, repeats
+   interleaved so load changes on a shared machine spread over all modes.
+3. `default_rl`: RL steps/s of stage S1 on the embedded default (params.yaml, 32 training clips,
+   150 SFT steps, as bench_rl_step.py builds it), `before` and `after` alternated `--repeats`
+   times; median step time over the steps after the first.
+
+The clips are written once into `--work` (outside the repository) and reused. x264 runs with
+preset veryfast here (the generator's medium would take about 1.6 s per clip on this machine);
+that makes decoding a little cheaper than for typical camera video.
+
+    git -C . worktree add /tmp/avatar-before 76972f0   # or: git archive 76972f0 | tar -x -C DIR
+    python benchmarks/bench_scale.py --work /work/scratch-15/scale --before-src /tmp/avatar-before \\
+        --out benchmarks/results/scale_cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+from machine_info import cpu_model, uptime
+
+REPO = Path(__file__).resolve().parents[1]
+if "--child" not in sys.argv:  # a child imports the avatar_core of its PYTHONPATH (before or after)
+    sys.path.insert(0, str(REPO))
+
+HEIGHT, WIDTH, FPS, AUDIO_RATE = 360, 640, 8, 48000
+AUTHORS_MEDIA = {"n_frames": 16, "max_pixels": 200_704, "sample_rate": 16000}
+TASK = "count_boxes"
+
+
+# --------------------------------------------------------------------------- the clips
+
+
+def render_clip(index: int, seconds: float) -> tuple:
+    """Frames [T, 360, 640, 3] with 1-4 boxes moving over a gradient, and beeps, seeded by index."""
+    import numpy as np
+
+    rng = np.random.default_rng(index)
+    n_boxes = int(rng.integers(1, 5))
+    steps = int(seconds * FPS)
+    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
+    hue = rng.integers(0, 255, size=3)
+    background = np.stack([(xx * 255 // WIDTH + hue[0]) % 256, (yy * 255 // HEIGHT + hue[1]) % 256,
+                           np.full_like(xx, hue[2])], axis=-1).astype(np.uint8)  # fmt: skip
+    frames = np.repeat(background[None], steps, axis=0)  # [T, H, W, 3]
+    start = rng.integers(0, [HEIGHT - 60, WIDTH - 80], size=(n_boxes, 2))
+    velocity = rng.integers(-9, 10, size=(n_boxes, 2))
+    colours = rng.integers(0, 256, size=(n_boxes, 3))
+    for t in range(steps):
+        for b in range(n_boxes):
+            y, x = np.abs((start[b] + t * velocity[b]) % (2 * np.array([HEIGHT - 60, WIDTH - 80])))
+            y, x = min(y, 2 * (HEIGHT - 60) - y), min(x, 2 * (WIDTH - 80) - x)
+            frames[t, y : y + 60, x : x + 80] = colours[b]
+    tt = np.arange(round(seconds * AUDIO_RATE)) / AUDIO_RATE
+    audio = 0.3 * np.sin(2 * np.pi * (300 + 100 * n_boxes) * tt) * ((tt % 1.0) < 0.25)
+    return frames, audio.astype(np.float32), n_boxes
+
+
+def encode(path: Path, frames, audio) -> None:
+    import av
+
+    with av.open(str(path), "w", format="mp4") as container:
+        video = container.add_stream("libx264", rate=FPS, options={"preset": "veryfast", "crf": "23"})
+        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        sound = container.add_stream("aac", rate=AUDIO_RATE)
+        sound.layout = "mono"
+        for image in frames:
+            container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(video.encode())
+        for start in range(0, audio.size, 1024):
+            chunk = av.AudioFrame.from_ndarray(audio[None, start : start + 1024], format="flt", layout="mono")
+            chunk.sample_rate = AUDIO_RATE
+            container.mux(sound.encode(chunk))
+        container.mux(sound.encode())
+
+
+def make_clip(index: int, work: Path, seconds: float) -> dict:
+    import numpy as np
+
+    path = work / "media" / f"clip-{index:05d}.mp4"
+    n_boxes = int(np.random.default_rng(index).integers(1, 5))  # render_clip's first draw
+    if not path.is_file():
+        frames, audio, n_boxes = render_clip(index, seconds)
+        tmp = path.with_suffix(".tmp.mp4")
+        encode(tmp, frames, audio)
+        tmp.rename(path)
+    letter = "ABCD"[n_boxes - 1]
+    return {
+        "id": f"clip-{index:05d}", "task": TASK, "question": "How many boxes move across the screen?",
+        "answer": letter, "choices": ["one", "two", "three", "four"], "video": f"media/clip-{index:05d}.mp4",
+        "reasoning": f"<think>I count {n_boxes} moving boxes.</think><answer>{letter}</answer>", "split": "train",
+    }  # fmt: skip
+
+
+def make_clips(work: Path, n: int, seconds: float, sizes: list[int]) -> None:
+    from multiprocessing import Pool
+
+    (work / "media").mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with Pool(2) as pool:
+        records = pool.map(partial(make_clip, work=work, seconds=seconds), range(n), chunksize=4)
+    for size in sizes:
+        (work / f"records-{size}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records[:size]))
+    print(f"clips ready: {n} in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- stages in a child process
+
+
+def project_config(work: Path, size: int, sft_steps: int, rl_steps: int) -> dict:
+    from avatar_core.config import load_config
+
+    base = load_config(REPO / "params.yaml").model_dump(mode="json")
+    root = work / f"project-{size}"
+    base["paths"] = {k: str(root / Path(v)) for k, v in base["paths"].items()}
+    base["data"].update(
+        source="jsonl", path=str(work / f"records-{size}.jsonl"), media_root=str(work), num_workers=2
+    )
+    base["data"]["media"].update(AUTHORS_MEDIA)
+    base["data"]["synthetic"]["n_val"] = 0  # no validation split: SFT skips its validation loss
+    base["sft"].update(max_steps=sft_steps, batch_size=2, save_every=10_000, eval_every=10_000)
+    base["rl"]["s1"].update(
+        steps=rl_steps, prompts_per_step=2, group_size=4, save_every=rl_steps, log_every=1
+    )
+    base["rl"]["s1"]["tasks"] = [TASK]
+    base["rl"]["s1"]["generation"]["max_new_tokens"] = 16
+    return base
+
+
+def prune(model, values: dict) -> dict:
+    """Keep only the keys `model` (a pydantic config class) knows: the code before the media store
+    has no data.loader or data.media.audio_dtype."""
+    from pydantic import BaseModel
+
+    kept = {}
+    for key, value in values.items():
+        if key not in model.model_fields:
+            continue
+        annotation = model.model_fields[key].annotation
+        nested = (
+            isinstance(annotation, type) and issubclass(annotation, BaseModel) and isinstance(value, dict)
+        )
+        kept[key] = prune(annotation, value) if nested else value
+    return kept
+
+
+def rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def child_stage(config_path: Path, stage: str, variant: str, sft_tag: str, launched: float) -> dict:
+    """Run one stage with the avatar_core on PYTHONPATH; time and memory to its first step.
+    Outputs go to folders tagged `variant`; the SFT checkpoint written or read is tagged `sft_tag`."""
+    from avatar_core.config import AvatarConfig, config_from_dict
+    from avatar_core.recipes import metrics
+    from avatar_core.recipes.common import set_threads
+
+    config = json.loads(config_path.read_text())
+    for key in ("rl_dir", "runs_dir", "metrics_dir"):
+        config["paths"][key] += f"-{variant}"
+    config["paths"]["sft_dir"] += f"-{sft_tag}"
+    cfg = config_from_dict(prune(AvatarConfig, config))
+    set_threads(cfg.num_threads)
+    marks: dict = {"steps": 0}
+    append = metrics.StepLog.append
+
+    def timed_append(self, record):
+        if not marks["steps"]:
+            marks["first_step_s"] = time.time() - launched
+            marks["rss_first_step_mib"] = rss_kib() / 1024
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            marks["cpu_first_step_s"] = usage.ru_utime + usage.ru_stime  # robust to other jobs
+        marks["steps"] += 1
+        return None if self is None else append(self, record)
+
+    metrics.StepLog.append = timed_append
+    if stage == "ingest":
+        from avatar_core.recipes.ingest import run_ingest
+
+        run_ingest(cfg, progress=False)
+    elif stage == "pass":  # every training clip once through the loader, as an epoch would
+        from avatar_core.recipes.common import load_samples, open_clips
+
+        clips, samples = open_clips(cfg), load_samples(cfg, "train")
+        for i in range(0, len(samples), 8):
+            clips.prefetch(samples[i + 8 : i + 16])
+            clips.get_many(samples[i : i + 8])
+            if i == 0:
+                timed_append(None, {})
+        marks.update(clips_read=clips.stats.loads, peak_cached_mib=clips.stats.peak_cached_bytes / 2**20)
+    elif stage == "sft":
+        from avatar_core.recipes.sft import run_sft
+
+        run_sft(cfg, progress=False)
+    else:
+        from avatar_core.recipes.rl import run_rl
+
+        run_rl(cfg, stage, progress=False)
+    return {
+        **marks,
+        "total_s": time.time() - launched,
+        "cpu_total_s": sum(
+            getattr(resource.getrusage(resource.RUSAGE_SELF), f) for f in ("ru_utime", "ru_stime")
+        ),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "avatar_core": str(Path(sys.modules["avatar_core"].__file__).parent),
+    }
+
+
+def in_child(src: Path, *argv: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
+    launched = time.time()
+    cmd = [sys.executable, __file__, *argv, "--launched", repr(launched)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=src)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_stages(args: argparse.Namespace) -> list[dict]:
+    rows = []
+    for size in args.sizes:
+        config_path = args.work / f"project-{size}.json"
+        config_path.write_text(json.dumps(project_config(args.work, size, args.sft_steps, args.rl_steps)))
+        ingest = in_child(REPO, "--child", str(config_path), "ingest", "after", "after")
+        rows.append({"size": size, "variant": "after", "stage": "ingest", **ingest, "load": uptime()})
+        print(f"{size} clips: ingest {ingest['total_s']:.0f} s", file=sys.stderr)
+        for variant, src in (("after", REPO), ("before", args.before_src)):
+            if src is None:
+                continue
+            for stage in ("sft", "s1", "pass") if variant == "after" else ("sft", "s1"):
+                result = in_child(src, "--child", str(config_path), stage, variant, variant)
+                rows.append({"size": size, "variant": variant, "stage": stage, **result, "load": uptime()})
+                print(f"{size} clips, {variant}, {stage}: first step {result['first_step_s']:.1f} s, "
+                      f"peak RSS {result['peak_rss_mib']:.0f} MiB ({uptime()})", file=sys.stderr)  # fmt: skip
+    return rows
+
+
+# --------------------------------------------------------------------------- throughput
+
+
+def raw_decode(path: str, n_frames: int) -> tuple:
+    import av
+    import decord
+    import numpy as np
+
+    from avatar_core.data.media import sample_frame_indices
+
+    reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+    frames = reader.get_batch(np.unique(sample_frame_indices(len(reader), n_frames)).tolist()).asnumpy()
+    with av.open(path) as container:
+        chunks = [f.to_ndarray() for f in container.decode(container.streams.audio[0])]
+    return frames, np.concatenate(chunks, axis=1)
+
+
+def run_throughput(args: argparse.Namespace) -> dict:
+    import tempfile
+    from multiprocessing import get_context
+
+    from avatar_core.config import MediaConfig
+    from avatar_core.data.store_build import build_store
+
+    paths = sorted((args.work / "media").glob("clip-*.mp4"))[: args.throughput_clips]
+    media = MediaConfig(**AUTHORS_MEDIA)
+    raw = partial(raw_decode, n_frames=media.n_frames)
+    times: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+
+    def cpu_now() -> float:  # this process and its finished children (the pools' workers)
+        return sum(
+            getattr(resource.getrusage(who), f)
+            for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+            for f in ("ru_utime", "ru_stime")
+        )
+
+    for repeat in range(args.repeats):
+        order = [(mode, w) for w in (1, 2) for mode in ("raw", "ours")]
+        for mode, workers in order if repeat % 2 == 0 else order[::-1]:
+            start, cpu_start = time.perf_counter(), cpu_now()
+            if mode == "raw" and workers == 1:
+                for p in paths:
+                    raw(str(p))
+            elif mode == "raw":
+                with get_context("spawn").Pool(workers) as pool:
+                    pool.map(raw, [str(p) for p in paths[: 2 * workers]])  # start-up, not timed
+                    start = time.perf_counter()
+                    pool.map(raw, [str(p) for p in paths], chunksize=1)
+            else:
+                with tempfile.TemporaryDirectory(dir=args.work) as tmp:
+                    items = [(p.name, p) for p in paths]
+                    assert not build_store(
+                        items, media, Path(tmp) / "store", num_workers=workers, progress=False
+                    )
+            times.setdefault(f"{mode}/{workers}", []).append(len(paths) / (time.perf_counter() - start))
+            cpu.setdefault(f"{mode}/{workers}", []).append((cpu_now() - cpu_start) / len(paths))
+            print(
+                f"throughput {mode} x{workers}: {times[f'{mode}/{workers}'][-1]:.2f} clips/s", file=sys.stderr
+            )
+    return {"clips": len(paths), "clips_per_s": times, "cpu_s_per_clip": cpu, "load": uptime()}
+
+
+# --------------------------------------------------------------------------- RL steps/s on the default
+
+
+def run_default_rl(args: argparse.Namespace) -> dict:
+    root = args.work / "default-project"
+    config = default_config(root, args.default_rl_steps)
+    config_path = args.work / "default-project.json"
+    config_path.write_text(json.dumps(config))
+    if not (Path(config["paths"]["sft_dir"] + "-base") / "done.json").is_file():
+        in_child(REPO, "--child", str(config_path), "ingest", "base", "base")
+        in_child(REPO, "--child", str(config_path), "sft", "base", "base")
+    runs: dict[str, list[float]] = {"after": [], "before": []}
+    for repeat in range(args.repeats):
+        for variant in ("after", "before") if repeat % 2 == 0 else ("before", "after"):
+            src = REPO if variant == "after" else args.before_src
+            if src is None:
+                continue
+            tag = f"{variant}{repeat}"
+            in_child(src, "--child", str(config_path), "s1", tag, "base")
+            log = Path(config["paths"]["runs_dir"] + f"-{tag}") / "s1" / "log.jsonl"
+            steps = [json.loads(line) for line in log.read_text().splitlines()][1:]
+            phases = ("time_generation", "time_reward", "time_buffer", "time_loss_optim")
+            runs[variant].append(statistics.median(sum(s[p] for p in phases) for s in steps))
+            print(f"default RL {variant}: {runs[variant][-1]:.3f} s/step ({uptime()})", file=sys.stderr)
+    return {"median_step_s": runs, "steps": args.default_rl_steps, "load": uptime()}
+
+
+def default_config(root: Path, steps: int) -> dict:
+    from avatar_core.config import load_config
+
+    base = load_config(REPO / "params.yaml").model_dump(mode="json")
+    base["paths"] = {k: str(root / Path(v)) for k, v in base["paths"].items()}
+    base["data"]["synthetic"].update(n_train=32, n_val=4, n_test=8)
+    base["sft"].update(max_steps=150, batch_size=4, save_every=10_000)
+    base["sft"]["optim"].update(lr=3e-3)
+    base["rl"]["s1"].update(steps=steps, save_every=steps, log_every=1)
+    return base
+
+
+# --------------------------------------------------------------------------- report
+
+
+def tables(result: dict) -> str:
+    lines = []
+    rows = [r for r in result.get("stages", []) if r["stage"] != "ingest"]
+    if rows:
+        lines += ["| clips | stage | code | time to first step s | CPU s to first step | peak RSS MiB | RSS at first step MiB |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for r in sorted(rows, key=lambda r: (r["stage"], r["size"], r["variant"] != "before")):
+            lines.append(f"| {r['size']:,} | {r['stage']} | {r['variant']} | {r['first_step_s']:.1f} | "
+                         f"{r['cpu_first_step_s']:.1f} | {r['peak_rss_mib']:,.0f} | {r['rss_first_step_mib']:,.0f} |")  # fmt: skip
+        sizes = sorted({r["size"] for r in rows})
+        if len(sizes) > 1:
+            lines += ["", "| stage | code | peak RSS growth per 1,000 clips MiB |", "|---|---|---|"]
+            for stage in ("sft", "s1"):
+                for variant in ("before", "after"):
+                    peak = {
+                        r["size"]: r["peak_rss_mib"]
+                        for r in rows
+                        if (r["stage"], r["variant"]) == (stage, variant)
+                    }
+                    if len(peak) == len(sizes):
+                        growth = (peak[sizes[-1]] - peak[sizes[0]]) / (sizes[-1] - sizes[0]) * 1000
+                        lines.append(f"| {stage} | {variant} | {growth:,.0f} |")
+    if "throughput" in result:
+        t = result["throughput"]
+        med = {k: statistics.median(v) for k, v in t["clips_per_s"].items()}
+        cpu = {k: statistics.median(v) for k, v in t["cpu_s_per_clip"].items()}
+        lines += ["", "| decoder | workers | clips/s (median) | ours / raw (clips/s) | 2 workers / 1 | CPU s per clip | ours / raw (CPU) |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for mode in ("raw", "ours"):
+            for w in (1, 2):
+                ratio = med[f"{mode}/{w}"] / med[f"raw/{w}"]
+                scale = f"{med[f'{mode}/2'] / med[f'{mode}/1']:.2f}x" if w == 2 else "-"
+                cpu_ratio = cpu[f"raw/{w}"] / cpu[f"{mode}/{w}"]
+                lines.append(f"| {mode} | {w} | {med[f'{mode}/{w}']:.2f} | {ratio:.2f}x | {scale} | "
+                             f"{cpu[f'{mode}/{w}']:.3f} | {cpu_ratio:.2f}x |")  # fmt: skip
+    if "default_rl" in result:
+        d = result["default_rl"]["median_step_s"]
+        lines += ["", "| code | median s/step per run | steps/s (median of runs) |", "|---|---|---|"]
+        for variant, values in d.items():
+            if values:
+                lines.append(
+                    f"| {variant} | {', '.join(f'{v:.3f}' for v in values)} | {1 / statistics.median(values):.2f} |"
+                )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--work", type=Path, required=False, help="folder for clips and projects (outside git)"
+    )
+    parser.add_argument("--before-src", type=Path, default=None, help="checkout of the code before the store")
+    parser.add_argument("--n-clips", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[250, 1000])
+    parser.add_argument("--sft-steps", type=int, default=3)
+    parser.add_argument("--rl-steps", type=int, default=2)
+    parser.add_argument("--throughput-clips", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--default-rl-steps", type=int, default=8)
+    parser.add_argument("--parts", nargs="+", default=["stages", "throughput", "default_rl"])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/scale_cpu.json"))
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)  # config, stage, variant, sft tag
+    parser.add_argument("--launched", type=float, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        config, stage, variant, sft_tag = args.child
+        print(json.dumps(child_stage(Path(config), stage, variant, sft_tag, args.launched or time.time())))
+        return
+    if args.work is None:
+        parser.error("--work is required")
+    args.work = args.work.resolve()
+    if args.before_src is not None:
+        args.before_src = args.before_src.resolve()
+    result: dict = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
+        "clips": {
+            "n": args.n_clips,
+            "seconds": args.seconds,
+            "size": f"{WIDTH}x{HEIGHT}",
+            "fps": FPS,
+            "audio_rate": AUDIO_RATE,
+            "media": AUTHORS_MEDIA,
+        },  # fmt: skip
+        "load_start": uptime(),
+    }
+    start = time.perf_counter()
+    make_clips(args.work, args.n_clips, args.seconds, args.sizes)
+    result["clips"]["make_s"] = time.perf_counter() - start
+    if "throughput" in args.parts:
+        result["throughput"] = run_throughput(args)
+    if "stages" in args.parts:
+        result["stages"] = run_stages(args)
+    if "default_rl" in args.parts:
+        result["default_rl"] = run_default_rl(args)
+    result["load_end"] = uptime()
+    result["wall_s"] = time.perf_counter() - start
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(tables(result))
+
+
+if __name__ == "__main__":
+    main()
