@@ -50,7 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 if "--child" not in sys.argv:  # a child imports the avatar_core of its PYTHONPATH (before or after)
     sys.path.insert(0, str(REPO))
 
-HEIGHT, WIDTH, FPS, AUDIO_RATE = 360, 640, 8, 48000
+SIZE, FPS, AUDIO_RATE = (360, 640), 8, 48000  # (height, width) of the main set
 AUTHORS_MEDIA = {"n_frames": 16, "max_pixels": 200_704, "sample_rate": 16000}
 TASK = "count_boxes"
 
@@ -58,25 +58,27 @@ TASK = "count_boxes"
 # --------------------------------------------------------------------------- the clips
 
 
-def render_clip(index: int, seconds: float) -> tuple:
-    """Frames [T, 360, 640, 3] with 1-4 boxes moving over a gradient, and beeps, seeded by index."""
+def render_clip(index: int, seconds: float, size: tuple[int, int]) -> tuple:
+    """Frames [T, H, W, 3] with 1-4 boxes moving over a gradient, and beeps, seeded by index."""
     import numpy as np
 
+    height, width = size
     rng = np.random.default_rng(index)
     n_boxes = int(rng.integers(1, 5))
     steps = int(seconds * FPS)
-    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
+    yy, xx = np.mgrid[0:height, 0:width]
     hue = rng.integers(0, 255, size=3)
-    background = np.stack([(xx * 255 // WIDTH + hue[0]) % 256, (yy * 255 // HEIGHT + hue[1]) % 256,
+    background = np.stack([(xx * 255 // width + hue[0]) % 256, (yy * 255 // height + hue[1]) % 256,
                            np.full_like(xx, hue[2])], axis=-1).astype(np.uint8)  # fmt: skip
     frames = np.repeat(background[None], steps, axis=0)  # [T, H, W, 3]
-    start = rng.integers(0, [HEIGHT - 60, WIDTH - 80], size=(n_boxes, 2))
+    room = np.array([height - 60, width - 80])
+    start = rng.integers(0, room, size=(n_boxes, 2))
     velocity = rng.integers(-9, 10, size=(n_boxes, 2))
     colours = rng.integers(0, 256, size=(n_boxes, 3))
     for t in range(steps):
         for b in range(n_boxes):
-            y, x = np.abs((start[b] + t * velocity[b]) % (2 * np.array([HEIGHT - 60, WIDTH - 80])))
-            y, x = min(y, 2 * (HEIGHT - 60) - y), min(x, 2 * (WIDTH - 80) - x)
+            y, x = (start[b] + t * velocity[b]) % (2 * room)  # bounce off the edges
+            y, x = min(y, 2 * room[0] - y), min(x, 2 * room[1] - x)
             frames[t, y : y + 60, x : x + 80] = colours[b]
     tt = np.arange(round(seconds * AUDIO_RATE)) / AUDIO_RATE
     audio = 0.3 * np.sin(2 * np.pi * (300 + 100 * n_boxes) * tt) * ((tt % 1.0) < 0.25)
@@ -88,7 +90,8 @@ def encode(path: Path, frames, audio) -> None:
 
     with av.open(str(path), "w", format="mp4") as container:
         video = container.add_stream("libx264", rate=FPS, options={"preset": "veryfast", "crf": "23"})
-        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        video.height, video.width = frames.shape[1:3]
+        video.pix_fmt = "yuv420p"
         sound = container.add_stream("aac", rate=AUDIO_RATE)
         sound.layout = "mono"
         for image in frames:
@@ -101,13 +104,13 @@ def encode(path: Path, frames, audio) -> None:
         container.mux(sound.encode())
 
 
-def make_clip(index: int, work: Path, seconds: float) -> dict:
+def make_clip(index: int, folder: Path, seconds: float, size: tuple[int, int]) -> dict:
     import numpy as np
 
-    path = work / "media" / f"clip-{index:05d}.mp4"
+    path = folder / "media" / f"clip-{index:05d}.mp4"
     n_boxes = int(np.random.default_rng(index).integers(1, 5))  # render_clip's first draw
     if not path.is_file():
-        frames, audio, n_boxes = render_clip(index, seconds)
+        frames, audio, n_boxes = render_clip(index, seconds, size)
         tmp = path.with_suffix(".tmp.mp4")
         encode(tmp, frames, audio)
         tmp.rename(path)
@@ -119,16 +122,19 @@ def make_clip(index: int, work: Path, seconds: float) -> dict:
     }  # fmt: skip
 
 
-def make_clips(work: Path, n: int, seconds: float, sizes: list[int]) -> None:
+def make_clips(folder: Path, n: int, seconds: float, size: tuple[int, int], sizes: list[int]) -> float:
+    """Write n clips (skipping those already there) and records-<size>.jsonl; return the seconds."""
     from multiprocessing import Pool
 
-    (work / "media").mkdir(parents=True, exist_ok=True)
+    (folder / "media").mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with Pool(2) as pool:
-        records = pool.map(partial(make_clip, work=work, seconds=seconds), range(n), chunksize=4)
-    for size in sizes:
-        (work / f"records-{size}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records[:size]))
-    print(f"clips ready: {n} in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        make = partial(make_clip, folder=folder, seconds=seconds, size=size)
+        records = pool.map(make, range(n), chunksize=4)
+    for count in sizes:
+        (folder / f"records-{count}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records[:count]))
+    print(f"clips ready: {n} of {size[1]}x{size[0]} in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    return time.perf_counter() - start
 
 
 # --------------------------------------------------------------------------- stages in a child process
@@ -283,14 +289,14 @@ def raw_decode(path: str, n_frames: int) -> tuple:
     return frames, np.concatenate(chunks, axis=1)
 
 
-def run_throughput(args: argparse.Namespace) -> dict:
+def run_throughput(args: argparse.Namespace, folder: Path) -> dict:
     import tempfile
     from multiprocessing import get_context
 
     from avatar_core.config import MediaConfig
     from avatar_core.data.store_build import build_store
 
-    paths = sorted((args.work / "media").glob("clip-*.mp4"))[: args.throughput_clips]
+    paths = sorted((folder / "media").glob("clip-*.mp4"))[: args.throughput_clips]
     media = MediaConfig(**AUTHORS_MEDIA)
     raw = partial(raw_decode, n_frames=media.n_frames)
     times: dict[str, list[float]] = {}
@@ -393,11 +399,17 @@ def tables(result: dict) -> str:
                     if len(peak) == len(sizes):
                         growth = (peak[sizes[-1]] - peak[sizes[0]]) / (sizes[-1] - sizes[0]) * 1000
                         lines.append(f"| {stage} | {variant} | {growth:,.0f} |")
-    if "throughput" in result:
-        t = result["throughput"]
+    for key, source in (
+        ("throughput", "640x360, resized to 588x336"),
+        ("throughput_448", "448x448, no resize"),
+    ):
+        if key not in result:
+            continue
+        t = result[key]
         med = {k: statistics.median(v) for k, v in t["clips_per_s"].items()}
         cpu = {k: statistics.median(v) for k, v in t["cpu_s_per_clip"].items()}
-        lines += ["", "| decoder | workers | clips/s (median) | ours / raw (clips/s) | 2 workers / 1 | CPU s per clip | ours / raw (CPU) |",
+        lines += ["", f"Clips of {source}, {t['clips']} of them:", "",
+                  "| decoder | workers | clips/s (median) | ours / raw (clips/s) | 2 workers / 1 | CPU s per clip | ours / raw (CPU) |",
                   "|---|---|---|---|---|---|---|"]  # fmt: skip
         for mode in ("raw", "ours"):
             for w in (1, 2):
@@ -453,7 +465,7 @@ def main() -> None:
         "clips": {
             "n": args.n_clips,
             "seconds": args.seconds,
-            "size": f"{WIDTH}x{HEIGHT}",
+            "size": f"{SIZE[1]}x{SIZE[0]}",
             "fps": FPS,
             "audio_rate": AUDIO_RATE,
             "media": AUTHORS_MEDIA,
@@ -461,10 +473,13 @@ def main() -> None:
         "load_start": uptime(),
     }
     start = time.perf_counter()
-    make_clips(args.work, args.n_clips, args.seconds, args.sizes)
-    result["clips"]["make_s"] = time.perf_counter() - start
+    result["clips"]["make_s"] = make_clips(args.work, args.n_clips, args.seconds, SIZE, args.sizes)
     if "throughput" in args.parts:
-        result["throughput"] = run_throughput(args)
+        result["throughput"] = run_throughput(args, args.work)
+        # the same clips at exactly the pixel budget: no resize, the decoder's work alone
+        square = args.work / "throughput-448x448"
+        make_clips(square, args.throughput_clips, args.seconds, (448, 448), [])
+        result["throughput_448"] = run_throughput(args, square)
     if "stages" in args.parts:
         result["stages"] = run_stages(args)
     if "default_rl" in args.parts:
