@@ -12,11 +12,13 @@ What it measures, on a generated data set of `--n-clips` clips (default 1,000) o
    launch to the end of the first optimiser step (the first step-log line, recorded by wrapping
    `StepLog.append`), the peak RSS of the process (`ru_maxrss`), and the RSS at the first step.
    Both versions train the same tiny base model on the same ingested data set.
-2. `throughput`: clips/s on the first `--throughput-clips` clips of the raw decoder calls
-   (decord `get_batch` at the loader's frame indices + PyAV audio decode, as bench_ingest.py's
-   `raw`) against ingest's decoding pass (`build_store`: probe, limits, frames, resize to the
-   pixel budget, audio resampling, CRC-32, writing the store), with 1 and 2 workers, repeats
-   interleaved so load changes on a shared machine spread over all modes.
+2. `throughput`: on the first `--throughput-clips` clips, and on as many 448x448 clips (exactly
+   the pixel budget, so nothing is resized), wall clips/s and CPU seconds per clip (workers
+   included; the contention-robust figure) of the raw decoder calls (decord `get_batch` at the
+   loader's frame indices + PyAV audio decode, as bench_ingest.py's `raw`), of the same plus
+   load_clip's resize to the budget (`raw+resize`), and of ingest's decoding pass (`ours`:
+   `build_store`: probe, limits, frames, resize, audio resampling, CRC-32, writing the store),
+   with 1 and 2 workers, repeats interleaved so load changes on a shared machine spread over all.
 3. `default_rl`: RL steps/s of stage S1 on the embedded default (params.yaml, 32 training clips,
    150 SFT steps, as bench_rl_step.py builds it), `before` and `after` alternated `--repeats`
    times; median step time over the steps after the first.
@@ -190,21 +192,37 @@ def run_stages(args: argparse.Namespace) -> list[dict]:
 # --------------------------------------------------------------------------- throughput
 
 
-def raw_decode(path: str, n_frames: int) -> tuple:
+def raw_decode(path: str, n_frames: int, max_pixels: int = 0) -> tuple:
+    """The decoder calls alone (and, with `max_pixels`, load_clip's PIL bicubic resize to the budget)."""
     import av
     import decord
     import numpy as np
 
-    from avatar_core.data.media import sample_frame_indices
+    from avatar_core.data.media import _resize, sample_frame_indices
 
     reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
     frames = reader.get_batch(np.unique(sample_frame_indices(len(reader), n_frames)).tolist()).asnumpy()
+    if max_pixels:
+        frames = _resize(frames, max_pixels)
     with av.open(path) as container:
         chunks = [f.to_ndarray() for f in container.decode(container.streams.audio[0])]
     return frames, np.concatenate(chunks, axis=1)
 
 
+def cpu_now() -> float:
+    """CPU seconds of this process and of its children that have been waited for (joined pools)."""
+    return sum(
+        getattr(resource.getrusage(who), f)
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        for f in ("ru_utime", "ru_stime")
+    )
+
+
 def run_throughput(args: argparse.Namespace, folder: Path) -> dict:
+    """Per mode and worker count: wall clips/s and CPU s per clip (workers included). Modes: `raw`
+    (decoder calls), `raw+resize` (plus the resize to the budget), `ours` (ingest's decoding pass
+    writing a store). One worker runs in this process; two run in a forked pool (raw modes) or
+    build_store's own pool, started inside the timed region in both cases."""
     import tempfile
     from multiprocessing import get_context
 
@@ -213,39 +231,36 @@ def run_throughput(args: argparse.Namespace, folder: Path) -> dict:
 
     paths = sorted((folder / "media").glob("clip-*.mp4"))[: args.throughput_clips]
     media = MediaConfig(**AUTHORS_MEDIA)
-    raw = partial(raw_decode, n_frames=media.n_frames)
+    decoders = {
+        "raw": partial(raw_decode, n_frames=media.n_frames),
+        "raw+resize": partial(raw_decode, n_frames=media.n_frames, max_pixels=media.max_pixels),
+    }
     times: dict[str, list[float]] = {}
     cpu: dict[str, list[float]] = {}
-
-    def cpu_now() -> float:  # this process and its finished children (the pools' workers)
-        return sum(
-            getattr(resource.getrusage(who), f)
-            for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-            for f in ("ru_utime", "ru_stime")
-        )
-
+    order = [(mode, w) for w in (1, 2) for mode in ("raw", "raw+resize", "ours")]
     for repeat in range(args.repeats):
-        order = [(mode, w) for w in (1, 2) for mode in ("raw", "ours")]
         for mode, workers in order if repeat % 2 == 0 else order[::-1]:
             start, cpu_start = time.perf_counter(), cpu_now()
-            if mode == "raw" and workers == 1:
-                for p in paths:
-                    raw(str(p))
-            elif mode == "raw":
-                with get_context("spawn").Pool(workers) as pool:
-                    pool.map(raw, [str(p) for p in paths[: 2 * workers]])  # start-up, not timed
-                    start = time.perf_counter()
-                    pool.map(raw, [str(p) for p in paths], chunksize=1)
+            if mode in decoders and workers == 1:
+                for path in paths:
+                    decoders[mode](str(path))
+            elif mode in decoders:
+                pool = get_context("fork").Pool(workers)
+                pool.map(decoders[mode], [str(p) for p in paths], chunksize=1)
+                pool.close()
+                pool.join()
             else:
                 with tempfile.TemporaryDirectory(dir=args.work) as tmp:
                     items = [(p.name, p) for p in paths]
                     assert not build_store(
                         items, media, Path(tmp) / "store", num_workers=workers, progress=False
                     )
-            times.setdefault(f"{mode}/{workers}", []).append(len(paths) / (time.perf_counter() - start))
-            cpu.setdefault(f"{mode}/{workers}", []).append((cpu_now() - cpu_start) / len(paths))
+            key = f"{mode}/{workers}"
+            times.setdefault(key, []).append(len(paths) / (time.perf_counter() - start))
+            cpu.setdefault(key, []).append((cpu_now() - cpu_start) / len(paths))
             print(
-                f"throughput {mode} x{workers}: {times[f'{mode}/{workers}'][-1]:.2f} clips/s", file=sys.stderr
+                f"throughput {key}: {times[key][-1]:.2f} clips/s, {cpu[key][-1]:.3f} CPU s/clip",
+                file=sys.stderr,
             )
     return {"clips": len(paths), "clips_per_s": times, "cpu_s_per_clip": cpu, "load": uptime()}
 
@@ -324,10 +339,12 @@ def tables(result: dict) -> str:
         med = {k: statistics.median(v) for k, v in t["clips_per_s"].items()}
         cpu = {k: statistics.median(v) for k, v in t["cpu_s_per_clip"].items()}
         lines += ["", f"Clips of {source}, {t['clips']} of them:", "",
-                  "| decoder | workers | clips/s (median) | ours / raw (clips/s) | 2 workers / 1 | CPU s per clip | ours / raw (CPU) |",
+                  "| mode | workers | clips/s (median) | vs raw (clips/s) | 2 workers / 1 | CPU s per clip (median) | vs raw (CPU) |",
                   "|---|---|---|---|---|---|---|"]  # fmt: skip
-        for mode in ("raw", "ours"):
+        for mode in ("raw", "raw+resize", "ours"):
             for w in (1, 2):
+                if f"{mode}/{w}" not in med:
+                    continue
                 ratio = med[f"{mode}/{w}"] / med[f"raw/{w}"]
                 scale = f"{med[f'{mode}/2'] / med[f'{mode}/1']:.2f}x" if w == 2 else "-"
                 cpu_ratio = cpu[f"raw/{w}"] / cpu[f"{mode}/{w}"]
