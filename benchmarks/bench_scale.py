@@ -118,6 +118,8 @@ def child_stage(config_path: Path, stage: str, variant: str, sft_tag: str, launc
     append = metrics.StepLog.append
 
     def timed_append(self, record):
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        marks.setdefault("step_cpu_s", []).append(usage.ru_utime + usage.ru_stime)  # at each step's end
         if not marks["steps"]:
             marks["first_step_s"] = time.time() - launched
             marks["rss_first_step_mib"] = rss_kib() / 1024
@@ -277,19 +279,25 @@ def run_default_rl(args: argparse.Namespace) -> dict:
         in_child(REPO, "--child", str(config_path), "ingest", "base", "base")
         in_child(REPO, "--child", str(config_path), "sft", "base", "base")
     runs: dict[str, list[float]] = {"after": [], "before": []}
+    cpu: dict[str, list[float]] = {"after": [], "before": []}
     for repeat in range(args.repeats):
         for variant in ("after", "before") if repeat % 2 == 0 else ("before", "after"):
             src = REPO if variant == "after" else args.before_src
             if src is None:
                 continue
             tag = f"{variant}{repeat}"
-            in_child(src, "--child", str(config_path), "s1", tag, "base")
+            result = in_child(src, "--child", str(config_path), "s1", tag, "base")
             log = Path(config["paths"]["runs_dir"] + f"-{tag}") / "s1" / "log.jsonl"
-            steps = [json.loads(line) for line in log.read_text().splitlines()][1:]
+            steps = [json.loads(line) for line in log.read_text().splitlines()][1:]  # step 1: warm-up
             phases = ("time_generation", "time_reward", "time_buffer", "time_loss_optim")
             runs[variant].append(statistics.median(sum(s[p] for p in phases) for s in steps))
-            print(f"default RL {variant}: {runs[variant][-1]:.3f} s/step ({uptime()})", file=sys.stderr)
-    return {"median_step_s": runs, "steps": args.default_rl_steps, "load": uptime()}
+            marks = result["step_cpu_s"]
+            cpu[variant].append(
+                statistics.median(b - a for a, b in zip(marks, marks[1:], strict=False))
+            )  # steps 2..N
+            print(f"default RL {variant}: {runs[variant][-1]:.3f} s/step, {cpu[variant][-1]:.3f} CPU s/step "
+                  f"({uptime()})", file=sys.stderr)  # fmt: skip
+    return {"median_step_s": runs, "median_step_cpu_s": cpu, "steps": args.default_rl_steps, "load": uptime()}
 
 
 def default_config(root: Path, steps: int) -> dict:
@@ -351,13 +359,14 @@ def tables(result: dict) -> str:
                 lines.append(f"| {mode} | {w} | {med[f'{mode}/{w}']:.2f} | {ratio:.2f}x | {scale} | "
                              f"{cpu[f'{mode}/{w}']:.3f} | {cpu_ratio:.2f}x |")  # fmt: skip
     if "default_rl" in result:
-        d = result["default_rl"]["median_step_s"]
-        lines += ["", "| code | median s/step per run | steps/s (median of runs) |", "|---|---|---|"]
-        for variant, values in d.items():
+        d = result["default_rl"]
+        lines += ["", "| code | median s/step per run | median CPU s/step per run | steps/s (median of runs) |",
+                  "|---|---|---|---|"]  # fmt: skip
+        for variant, values in d["median_step_s"].items():
             if values:
-                lines.append(
-                    f"| {variant} | {', '.join(f'{v:.3f}' for v in values)} | {1 / statistics.median(values):.2f} |"
-                )
+                cpus = ", ".join(f"{v:.3f}" for v in d["median_step_cpu_s"][variant])
+                lines.append(f"| {variant} | {', '.join(f'{v:.3f}' for v in values)} | {cpus} | "
+                             f"{1 / statistics.median(values):.2f} |")  # fmt: skip
     return "\n".join(lines)
 
 
