@@ -24,6 +24,7 @@ RECIPES: dict[str, str] = {
     "rl": "avatar_core.recipes.rl:run_rl",
     "evaluate": "avatar_core.recipes.evaluate:run_evaluate",
     "history": "avatar_core.recipes.history:run_history",
+    "ablate": "avatar_core.recipes.ablation:run_ablate",
 }
 
 
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         "rl": "one RL stage (s1 visual, s2 audio-visual, s3 sound-source localisation)",
         "evaluate": "greedy evaluation of every stage's checkpoint with bootstrap confidence intervals",
         "history": "append the latest evaluation to the nightly history table and plot",
+        "ablate": "one cell of the AVATAR vs GRPO ablation study, or (--summary) its tables and figures",
     }
     for name, text in helps.items():
         p = sub.add_parser(name, help=text, description=text)
@@ -57,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-progress", action="store_true", help="disable progress bars")
         if name == "rl":
             p.add_argument("--stage", required=True, choices=STAGES, help="which RL stage to run")
+        if name == "ablate":
+            p.add_argument("--setting", help="ablation.settings name of the cell")
+            p.add_argument("--variant", help="ablation.variants name of the cell")
+            p.add_argument("--seed", type=int, help="seed of the cell (one of ablation.seeds)")
+            p.add_argument("--summary", action="store_true", help="summarise every finished cell instead")
     return parser
 
 
@@ -76,6 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     kwargs: dict[str, object] = {"progress": not args.no_progress}
     if args.command == "rl":
         kwargs["stage"] = args.stage
+    if args.command == "ablate":
+        if not args.summary and None in (args.setting, args.variant, args.seed):
+            print(
+                "avatar ablate: give --setting, --variant and --seed of one cell, or --summary",
+                file=sys.stderr,
+            )
+            return 2
+        kwargs.update(setting=args.setting, variant=args.variant, seed=args.seed, summary=args.summary)
     _recipe(args.command)(cfg, **kwargs)
     return 0
 

@@ -13,6 +13,7 @@ overrides them with the miniature values of the embedded default.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,6 +24,7 @@ OBJECTIVE_NAMES = ("grpo", "avatar")
 LOSS_TYPES = ("grpo", "bnpo", "dapo", "dr_grpo")
 REWARD_NAMES = ("format", "accuracy", "self", "judge")
 STAGES = ("s1", "s2", "s3")
+CONTROL_NAMES = ("blank_media", "blank_video", "blank_audio")
 
 
 class ConfigError(ValueError):
@@ -57,6 +59,10 @@ class PathsConfig(Section):
     eval_dir: str = Field("results/eval", description="Folder of evaluation results (JSON, Markdown, PNG).")
     metrics_dir: str = Field(
         "results/metrics", description="Folder of DVC metrics and plots files per stage."
+    )
+    ablation_dir: str = Field(
+        "results/ablation",
+        description="Folder of the ablation study: one subfolder per cell, then the summary.",
     )
     runs_dir: str = Field(
         "runs",
@@ -173,6 +179,13 @@ class TinyModelConfig(Section):
     audio_dim: int = Field(32, gt=0, description="Audio encoder width.")
     audio_layers: int = Field(2, gt=0, description="Audio encoder layers.")
     vocab_size: int = Field(1024, ge=300, description="BPE vocabulary trained on the synthetic corpus.")
+    rope_theta: float = Field(
+        1e6,
+        gt=1,
+        le=1e7,
+        description="Base of the rotary frequencies (Qwen: 1e6, sized for 32k-token contexts). A prompt of "
+        "the tiny model is ~200 tokens; 1e4 gives it more than two rotary pairs that turn over that span.",
+    )
     temporal_patch_size: int = Field(
         2,
         ge=1,
@@ -229,6 +242,14 @@ class HintsConfig(Section):
 
 class OptimConfig(Section):
     lr: float = Field(5e-7, gt=0, description="Peak learning rate (authors: 5e-7 for 7B models).")
+    tower_lr_scale: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="Learning rate of the vision and audio encoders as a share of lr; 0 freezes them. At "
+        "the tiny model's learning rates the encoders' outputs grow to 100x the text embeddings' norm and "
+        "lose what tells objects apart; the embedded default freezes them.",
+    )
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
     warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
@@ -251,6 +272,13 @@ class SFTConfig(Section):
     eval_every: int = Field(50, gt=0, description="Validate every N optimiser steps.")
     save_every: int = Field(100, gt=0, description="Checkpoint every N optimiser steps.")
     tasks: list[str] | None = Field(None, description="Task families to train on (None: all).")
+    hint_fraction: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of training samples rendered with their hint (a system message 'Hint: ...'), so "
+        "hinted RL prompts are in distribution; 0 never shows hints in SFT.",
+    )
 
 
 # --------------------------------------------------------------------------- RL stages
@@ -277,6 +305,14 @@ class ObjectiveConfig(Section):
         "separate",
         description="separate: J_on + alpha*J_off with truncated IS; authors: replayed rows get "
         "alpha*(r - Rbar)/(std+1e-4) advantages and the ordinary loss, as in the released code.",
+    )
+    authors_replay_share: float = Field(
+        0.5,
+        ge=0,
+        lt=1,
+        description="offpolicy_mode authors only: share of each update's rows that are replayed "
+        "trajectories replacing whole fresh groups, as the released code swaps 4 of every 8 fresh "
+        "mini-batches for replayed ones (buffer.replay_per_step is not used in that mode).",
     )
     use_fused_kernel: bool = Field(
         True, description="Use the chunked fused log-prob + loss kernel when the LM head is reachable."
@@ -357,6 +393,12 @@ class DifficultyConfig(Section):
 class HintTriggerConfig(Section):
     enabled: bool = Field(True, description="Inject pre-computed hints for prompts that keep failing.")
     zero_streak: int = Field(3, gt=0, description="Hint after this many consecutive zero-reward groups.")
+    streak_reward: Literal["accuracy", "total"] = Field(
+        "accuracy",
+        description="Which reward a zero-reward group is judged on: accuracy (no completion of the group "
+        "answered correctly; sees stuck prompts while the format reward keeps the total above 0) or total "
+        "(the weighted sum, as the authors' code; it never fires while any completion is well formed).",
+    )
     use_kl_trigger: bool = Field(
         True, description="Also hint when Rbar <= tau_reward and KL <= tau_kl (paper)."
     )
@@ -374,8 +416,74 @@ class RewardOptions(Section):
     judge: Literal["rule", "model"] = Field(
         "rule", description="rule: verifiable facts of synthetic samples; model: a VLM judge."
     )
-    judge_model: str = Field("OpenGVLab/InternVL3-2B", description="VLM judge by name when judge is model.")
-    judge_frames: int = Field(8, gt=0, description="Frames shown to the VLM judge.")
+    judge_model: str = Field(
+        "OpenGVLab/InternVL3-2B",
+        description="VLM judge when judge is model: a local folder or hub name run in this process, or "
+        "the model name sent to judge_url. The native layout (e.g. OpenGVLab/InternVL3-2B-hf) needs no "
+        "remote code; the original release needs judge_trust_remote_code.",
+    )
+    judge_frames: int = Field(8, gt=0, le=64, description="Frames shown to the VLM judge (paper: 8).")
+    judge_url: str = Field(
+        "",
+        description="Base URL of an OpenAI-compatible endpoint serving the judge (e.g. "
+        "http://gpu-host:8000/v1); '' runs judge_model in this process.",
+    )
+    judge_api_key_env: str = Field(
+        "AVATAR_JUDGE_API_KEY",
+        description="Name of the environment variable holding the served judge's bearer token (read only "
+        "when set; the token itself never belongs in params.yaml).",
+    )
+    judge_timeout_s: float = Field(60.0, gt=0, description="Timeout of one request to the served judge.")
+    judge_retries: int = Field(
+        3, ge=0, le=20, description="Retries of a failed judge request before the step fails with an error."
+    )
+    judge_retry_backoff_s: float = Field(
+        1.0, ge=0, description="First wait between judge retries; doubles each retry (at most 30 s)."
+    )
+    judge_batch_size: int = Field(
+        8, gt=0, description="Completions per in-process judge batch, or concurrent requests to judge_url."
+    )
+    judge_max_new_tokens: int = Field(64, gt=0, description="Length budget of the judge's answer.")
+    judge_max_pixels: int = Field(
+        448 * 448,
+        ge=28 * 28,
+        description="Pixel budget of each frame sent to a served judge (InternVL3 tiles are 448x448); an "
+        "in-process judge uses its own processor's tile size.",
+    )
+    judge_dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="Parameter dtype of an in-process judge."
+    )
+    judge_trust_remote_code: bool = Field(
+        False,
+        description="Allow a judge checkpoint that runs code from its repository (InternVL's original release).",
+    )
+    judge_cache: bool = Field(
+        True,
+        description="Cache model-judge scores by (prompt id, completion hash) in the stage's run folder, so "
+        "replays and reruns do not pay twice.",
+    )
+
+    @field_validator("judge_url")
+    @classmethod
+    def _judge_url(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError(f"must be '' or an http(s):// URL, got {v!r}")
+        return v.rstrip("/")
+
+    @field_validator("judge_api_key_env")
+    @classmethod
+    def _env_name(cls, v: str) -> str:
+        if v and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+            raise ValueError("must be the NAME of an environment variable (letters, digits, _), not a key")
+        return v
+
+    @model_validator(mode="after")
+    def _url_needs_model_judge(self) -> RewardOptions:
+        if self.judge_url and self.judge != "model":
+            raise ValueError(
+                f"judge_url is set ({self.judge_url}) but judge is {self.judge!r}; set judge: model"
+            )
+        return self
 
 
 class RLStageConfig(Section):
@@ -383,6 +491,13 @@ class RLStageConfig(Section):
         default_factory=list, description="Task families (or data set task types) this stage trains on."
     )
     steps: int = Field(100, gt=0, description="Optimiser steps in this stage.")
+    max_prompts: int | None = Field(
+        None,
+        gt=0,
+        description="Train on at most this many prompts of the stage's tasks, the same number from each "
+        "task (the first by id); None: all. A smaller pool brings prompts back, so a prompt that keeps "
+        "failing builds the zero-reward streak the hint trigger watches.",
+    )
     prompts_per_step: int = Field(4, gt=0, description="Fresh prompts sampled per step.")
     group_size: int = Field(8, ge=2, description="G: completions per prompt.")
     rewards: dict[str, float] = Field(
@@ -416,6 +531,11 @@ class RLStageConfig(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> RLStageConfig:
+        if self.hints.enabled and self.hints.streak_reward == "accuracy" and "accuracy" not in self.rewards:
+            raise ValueError(
+                "hints.streak_reward is accuracy but the stage has no accuracy reward: add rewards.accuracy "
+                "or set hints.streak_reward: total"
+            )
         if self.objective.name == "grpo" and self.objective.alpha > 0 and self.buffer.enabled:
             raise ValueError(
                 "objective grpo has no off-policy term: set buffer.enabled false or objective avatar"
@@ -424,6 +544,11 @@ class RLStageConfig(Section):
 
 
 class RLConfig(Section):
+    defaults: RLStageConfig = Field(
+        default_factory=RLStageConfig,
+        description="Values every RL stage starts from. A stage section (s1, s2, s3) lists only the keys "
+        "it changes; they are merged into these key by key (`tasks` and `rewards` are replaced whole).",
+    )
     s1: RLStageConfig = Field(default_factory=RLStageConfig, description="S1: visual reasoning RL.")
     s2: RLStageConfig = Field(default_factory=RLStageConfig, description="S2: audio-visual reasoning RL.")
     s3: RLStageConfig = Field(default_factory=RLStageConfig, description="S3: sound-source localisation RL.")
@@ -431,6 +556,57 @@ class RLConfig(Section):
     def stage(self, name: str) -> RLStageConfig:
         _known("RL stage", name, STAGES)
         return getattr(self, name)
+
+
+def _section_type(model: type[BaseModel], key: str) -> type[BaseModel] | None:
+    """The pydantic model of field `key` when that field is a nested section, else None."""
+    field = model.model_fields.get(key)
+    kind = field.annotation if field is not None else None
+    return kind if isinstance(kind, type) and issubclass(kind, BaseModel) else None
+
+
+def merge_sections(base: dict[str, Any], changes: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """`base` with `changes` applied key by key: nested sections merge, any other value replaces."""
+    out = dict(base)
+    for key, value in changes.items():
+        section = _section_type(model, key)
+        if section is not None and isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_sections(out[key], value, section)
+        else:
+            out[key] = value
+    return out
+
+
+def dotted_to_nested(changes: dict[str, Any]) -> dict[str, Any]:
+    """{"objective.name": "grpo", "tas": {"enabled": False}} -> nested dicts (dots split keys)."""
+    nested: dict[str, Any] = {}
+    for key, value in changes.items():
+        parts = str(key).split(".")
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"key {key!r}: {part!r} is both a value and a section")
+        leaf = value if not isinstance(value, dict) else dotted_to_nested(value)
+        if isinstance(node.get(parts[-1]), dict) and isinstance(leaf, dict):
+            node[parts[-1]] = {**node[parts[-1]], **leaf}
+        else:
+            node[parts[-1]] = leaf
+    return nested
+
+
+def expand_rl_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """Raw params with every RL stage section merged onto `rl.defaults` (a no-op without defaults)."""
+    rl = data.get("rl")
+    if not isinstance(rl, dict) or not isinstance(rl.get("defaults"), dict):
+        return data
+    out = dict(data)
+    out["rl"] = dict(rl)
+    for stage in STAGES:
+        changes = rl.get(stage) or {}
+        if isinstance(changes, dict):
+            out["rl"][stage] = merge_sections(rl["defaults"], changes, RLStageConfig)
+    return out
 
 
 # --------------------------------------------------------------------------- evaluation, remote
@@ -457,9 +633,103 @@ class EvaluateConfig(Section):
     batch_size: int = Field(8, gt=0, description="Prompts per generation batch.")
     bootstrap_samples: int = Field(1000, gt=0, description="Bootstrap resamples for confidence intervals.")
     confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of the intervals.")
-    blank_media_control: bool = Field(
-        True, description="Also evaluate with blanked media (should stay near chance)."
+    controls: list[str] = Field(
+        default_factory=lambda: ["blank_media", "blank_video", "blank_audio"],
+        description="Controls evaluated beside the real media: blank_media (black frames and silence), "
+        "blank_video (black frames, audio kept), blank_audio (silence, video kept). A family that needs "
+        "a modality must fall to its blank level when that modality is blanked.",
     )
+    control_checkpoints: list[str] | None = Field(
+        None, description="Checkpoints the controls run for (None: every checkpoint in `checkpoints`)."
+    )
+    judge_check: bool = Field(
+        True,
+        description="When judge_check_stage rewards with a model judge, check that judge: its scores of "
+        "matching reasoning shown the frames vs blank frames (a judge that scores both the same is not looking).",
+    )
+    judge_check_stage: Literal["s1", "s2", "s3"] = Field(
+        "s3", description="RL stage whose reward_options name the judge to check."
+    )
+    judge_check_samples: int = Field(
+        32, gt=0, description="Held-out samples (with a clip and a reference trace) the judge check scores."
+    )
+
+    @field_validator("controls")
+    @classmethod
+    def _controls(cls, v: list[str]) -> list[str]:
+        for name in v:
+            _known("control", name, CONTROL_NAMES)
+        if len(set(v)) != len(v):
+            raise ValueError(f"controls must not repeat, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _control_checkpoints(self) -> EvaluateConfig:
+        unknown = [c for c in self.control_checkpoints or [] if c not in self.checkpoints]
+        if unknown:
+            raise ValueError(f"control_checkpoints {unknown} are not in checkpoints {self.checkpoints}")
+        return self
+
+
+class AblationSetting(Section):
+    variants: list[str] = Field(
+        default_factory=lambda: ["grpo", "avatar"], description="Variants run in this setting."
+    )
+    changes: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Dotted keys of the RL stage config every variant of this setting changes (the reward "
+        "and data regime), e.g. {rewards: {accuracy: 1.0}, reward_options.numeric_mode: binary}.",
+    )
+
+
+class AblationConfig(Section):
+    stage: str = Field(
+        "s1", description="RL stage whose config (rl.defaults + rl.<stage>) and task data every cell uses."
+    )
+    start: str = Field("sft", description="Checkpoint every cell starts from (the same for all cells).")
+    seeds: list[int] = Field(
+        default_factory=lambda: [1, 2, 3, 4, 5],
+        description="Seeds of the reported cells; choose settings on other seeds, then leave those out.",
+    )
+    steps: int | None = Field(None, gt=0, description="Optimiser steps per cell (None: the stage's steps).")
+    eval_every: int = Field(
+        320, gt=0, description="Held-out evaluation every this many generated completions (the x axis)."
+    )
+    eval_split: str = Field("test", description="Split of the stage's task families the cells are scored on.")
+    eval_max_new_tokens: int = Field(64, gt=0, description="Greedy answer length limit of the evaluations.")
+    eval_batch_size: int = Field(16, gt=0, description="Prompts per evaluation generation batch.")
+    settings: dict[str, AblationSetting] = Field(
+        default_factory=lambda: {"default": AblationSetting()},
+        description="Named regimes: the variants each runs and the changes (reward and data settings) they share.",
+    )
+    variants: dict[str, dict[str, Any]] = Field(
+        default_factory=lambda: {"grpo": {}, "avatar": {}},
+        description="Named method presets: dotted keys of the RL stage config each variant changes on top of "
+        "its setting (e.g. grpo: {objective.name: grpo, tas.enabled: false, buffer.enabled: false}).",
+    )
+    baseline: str = Field("grpo", description="Variant every other one is compared with (paired per seed).")
+    workers: int = Field(
+        2, gt=0, description="Cells the Prefect ablation flow runs at a time on one machine."
+    )
+    bootstrap_samples: int = Field(2000, gt=0, description="Bootstrap resamples of seeds for every interval.")
+    confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of the intervals.")
+
+    @model_validator(mode="after")
+    def _names(self) -> AblationConfig:
+        _known("RL stage", self.stage, STAGES)
+        _known("start checkpoint", self.start, ("base", "sft", *STAGES))
+        if self.baseline not in self.variants:
+            raise ValueError(f"baseline {self.baseline!r} is not one of the variants {sorted(self.variants)}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be a non-empty list without repeats, got {self.seeds}")
+        for name, setting in self.settings.items():
+            unknown = [v for v in setting.variants if v not in self.variants]
+            if unknown:
+                raise ValueError(f"setting {name!r} runs variants {unknown} that are not in variants")
+        for name in [*self.settings, *self.variants]:
+            if not name or "/" in name or name.startswith("."):
+                raise ValueError(f"setting and variant names become folder names; {name!r} cannot")
+        return self
 
 
 class RemoteConfig(Section):
@@ -488,7 +758,30 @@ class AvatarConfig(Section):
     sft: SFTConfig = Field(default_factory=SFTConfig, description="Cold-start SFT.")
     rl: RLConfig = Field(default_factory=RLConfig, description="The three RL stages.")
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig, description="Benchmark evaluation.")
+    ablation: AblationConfig = Field(
+        default_factory=AblationConfig, description="The AVATAR vs GRPO ablation and sample-efficiency study."
+    )
     remote: RemoteConfig = Field(default_factory=RemoteConfig, description="Artifact remote.")
+
+    @model_validator(mode="after")
+    def _ablation_cells(self) -> AvatarConfig:
+        """Every (setting, variant) of the study gives a valid RL stage config, checked at load time."""
+        ab = self.ablation
+        base = self.rl.stage(ab.stage).model_dump(mode="json")
+        for setting_name, setting in ab.settings.items():
+            for variant in setting.variants:
+                raw = merge_sections(base, dotted_to_nested(setting.changes), RLStageConfig)
+                raw = merge_sections(raw, dotted_to_nested(ab.variants[variant]), RLStageConfig)
+                try:
+                    RLStageConfig.model_validate(raw)
+                except ValidationError as err:
+                    first = err.errors()[0]
+                    key = ".".join(str(p) for p in first["loc"] if not _is_schema_tag(p))
+                    raise ValueError(
+                        f"ablation.variants.{variant} in setting {setting_name!r} gives an invalid rl.{ab.stage} "
+                        f"config: {key or 'stage'}: {first['msg'].removeprefix('Value error, ')}"
+                    ) from None
+        return self
 
 
 # --------------------------------------------------------------------------- loading
@@ -534,7 +827,7 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
 
 def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> AvatarConfig:
     try:
-        return AvatarConfig.model_validate(data)
+        return AvatarConfig.model_validate(expand_rl_defaults(data))
     except ValidationError as err:
         raise ConfigError(_format_error(err, source)) from None
 

@@ -81,7 +81,13 @@ def test_repository_params_yaml_validates() -> None:
 
 def test_overrides_apply_before_validation(tmp_path: Path) -> None:
     path = write_params(tmp_path, {"rl": {"s2": {"tas": {"lam": 0.3}}}})
-    cfg = load_config(path, overrides=["rl.s2.tas.lam=0.5", "rl.s1.rewards={format: 1.0}", "seed=7"])
+    overrides = [
+        "rl.s2.tas.lam=0.5",
+        "rl.s1.rewards={format: 1.0}",
+        "rl.s1.hints.streak_reward=total",
+        "seed=7",
+    ]
+    cfg = load_config(path, overrides=overrides)
     assert cfg.rl.s2.tas.lam == 0.5
     assert cfg.rl.s1.rewards == {"format": 1.0}
     assert cfg.seed == 7
@@ -172,6 +178,17 @@ BAD_INPUTS = [
         "less than or equal to 2 (got 3)",
     ),
     (nested("evaluate.benchmarks", [{"name": "omnibench"}]), "evaluate.benchmarks.0.root", "Field required"),
+    (
+        nested("rl.s2.rewards", {"format": 1.0}),
+        "rl.s2",
+        "hints.streak_reward is accuracy but the stage has no accuracy reward",
+    ),
+    (nested("rl.s2.hints.streak_reward", "format"), "rl.s2.hints.streak_reward", "'accuracy' or 'total'"),
+    (
+        nested("rl.s1.objective.authors_replay_share", 1.0),
+        "rl.s1.objective.authors_replay_share",
+        "less than 1 (got 1.0)",
+    ),
 ]
 
 
@@ -231,3 +248,34 @@ def test_every_field_of_every_model_has_a_description() -> None:
     assert {"AvatarConfig", "RLStageConfig", "TierRatios", "BenchmarkSpec", "RewardOptions"} <= {
         m.__name__ for m in seen
     }
+
+
+def test_rl_stages_merge_onto_the_shared_defaults(tmp_path: Path) -> None:
+    path = write_params(
+        tmp_path,
+        {
+            "rl": {
+                "defaults": {"steps": 50, "optim": {"lr": 1e-4, "max_grad_norm": 0.5}, "tas": {"lam": 0.2}},
+                "s2": {"optim": {"lr": 3e-4}, "rewards": {"accuracy": 1.0}, "tasks": ["count_beeps"]},
+            }
+        },
+    )
+    cfg = load_config(path)
+    assert cfg.rl.s1.steps == cfg.rl.s2.steps == cfg.rl.s3.steps == 50
+    assert cfg.rl.s2.optim.lr == 3e-4 and cfg.rl.s2.optim.max_grad_norm == 0.5  # merged key by key
+    assert cfg.rl.s1.optim.lr == 1e-4 and cfg.rl.s2.tas.lam == 0.2
+    assert cfg.rl.s2.rewards == {"accuracy": 1.0}  # replaced whole, not merged with the default's
+    assert cfg.rl.s2.tasks == ["count_beeps"]
+    changed = load_config(path, overrides=["rl.defaults.tas.lam=0.4", "rl.s3.tas.lam=0.1"])
+    assert (changed.rl.s1.tas.lam, changed.rl.s2.tas.lam, changed.rl.s3.tas.lam) == (0.4, 0.4, 0.1)
+    with pytest.raises(ConfigError, match=r"rl.s1.tas.lamda: unknown key"):
+        load_config(path, overrides=["rl.defaults.tas.lamda=0.4"])
+
+
+def test_shipped_params_expand_to_full_stage_sections() -> None:
+    cfg = load_config(REPO / "params.yaml")
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert set(raw["rl"]["s1"]) < set(raw["rl"]["defaults"])  # stages list only what they change
+    for stage in ("s1", "s2", "s3"):
+        merged = cfg.rl.stage(stage)
+        assert merged.objective == cfg.rl.defaults.objective and merged.buffer == cfg.rl.defaults.buffer

@@ -9,6 +9,9 @@
   average Rbar(q) as the baseline: A = (r - Rbar(q)) / (std + eps). The authors' released code
   additionally multiplies these by alpha (`objective.offpolicy_mode: authors`); the caller does
   that, here the formula stays the paper's.
+- `replay_std`: the std those baseline advantages divide by: the unbiased std of the replayed
+  batch's rewards, and 1 when that batch has one row (the authors' convention) or rewards that are
+  all equal (our extension of it: a std of 0 would turn r - Rbar = 0.75 into A = 7,500).
 
 One deliberate numerical difference from TRL: a group whose rewards are exactly equal (or that
 has a single member) gets A = 0 exactly. TRL computes (r - mean) / (0 + 1e-4), which multiplies
@@ -97,6 +100,19 @@ def baseline_advantages(rewards: Tensor, rbar: Tensor, std: Tensor | float, eps:
         raise ValueError(f"{where}: std must be >= 0, got min {std_t.min().item()}")
     adv = (rewards.to(torch.float64) - rbar.to(torch.float64)) / (std_t + eps)  # [R]
     return adv.to(rewards.dtype)
+
+
+def replay_std(rewards: Tensor, floor: float = 1e-6) -> float:
+    """Std for `baseline_advantages` over a replayed batch's rewards [R]: unbiased std, or 1.0 when
+    R = 1 or the std is below `floor` (see the module docstring)."""
+    where = "replay_std"
+    _check_rewards(where, "rewards", rewards)
+    if rewards.numel() == 0:
+        raise ValueError(f"{where}: rewards is empty; a replayed batch has at least one row")
+    if rewards.numel() == 1:
+        return 1.0
+    std = float(rewards.to(torch.float64).std())  # unbiased, like torch.std
+    return std if std >= floor else 1.0
 
 
 def augmented_group_advantages(

@@ -9,13 +9,13 @@ batch trains or generates. What a process holds is therefore at most the cache l
 clips of the batches in flight (the current one and the one prefetched), whatever the size of
 the data set. Prefetching only warms: a sample that was not prefetched is read when asked for.
 
-Blanked-media controls are a transform of what the loader returns (`blank`, or a
-`loader.blanked(video=..., audio=...)` view sharing the same cache), never a second store.
+Blanked-media controls (the evaluation's `blank_media`/`blank_video`/`blank_audio`, `BLANKING`)
+are a transform of what the loader returns: `control_clips(loader, name)` gives a view sharing the
+same cache whose clips are blanked as they are handed out, never a second store or a second decode.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Iterable
@@ -24,10 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-
 from avatar_core.config import MediaConfig
-from avatar_core.data.media import Clip, load_clip, resolve_media_path
+from avatar_core.data.media import BLANKING, Clip, blank_clip, decode_clip, resolve_media_path
 from avatar_core.data.schema import Sample
 from avatar_core.data.store import MediaStore, store_dir
 
@@ -41,32 +39,11 @@ __all__ = [
     "StoreSource",
     "blank",
     "clip_bytes",
+    "control_clips",
     "decode_clip",
 ]
 
-
-def decode_clip(path: str | Path, media: MediaConfig) -> Clip:
-    """One clip decoded with the media settings of params.yaml (what ingest stores per sample)."""
-    return load_clip(
-        path,
-        n_frames=media.n_frames,
-        max_pixels=media.max_pixels,
-        sample_rate=media.sample_rate,
-        backend=media.backend,
-        allow_missing_audio=media.allow_missing_audio,
-        max_duration_s=media.max_duration_s,
-        max_resolution=media.max_resolution,
-    )
-
-
-def blank(clip: Clip, video: bool = True, audio: bool = True) -> Clip:
-    """`clip` with black frames (`video`) and/or silence (`audio`) of the same shapes: the controls
-    that show whether an answer depends on the media, and on which modality."""
-    return dataclasses.replace(
-        clip,
-        frames=np.zeros_like(clip.frames) if video else clip.frames,
-        audio=np.zeros_like(clip.audio) if audio else clip.audio,
-    )
+blank = blank_clip  # black frames and/or silence of the same shapes (data.media)
 
 
 def clip_bytes(clip: Clip) -> int:
@@ -95,7 +72,13 @@ class StoreSource:
         entry = self.store.read(key, sample_id)
         path = resolve_media_path(self.root, key)  # the path load_clip would report
         return Clip(
-            entry.frames, entry.audio, entry.sample_rate, entry.audio_missing, entry.duration_s, str(path)
+            entry.frames,
+            entry.audio,
+            entry.sample_rate,
+            entry.audio_missing,
+            entry.duration_s,
+            str(path),
+            entry.frame_times,
         )
 
     def has(self, key: str) -> bool:
@@ -247,7 +230,7 @@ class BlankedClips:
 
     def get(self, sample: Sample) -> Clip | None:
         clip = self.loader.get(sample)
-        return None if clip is None else blank(clip, self.video, self.audio)
+        return None if clip is None else blank_clip(clip, self.video, self.audio)
 
     def get_many(self, samples: Iterable[Sample]) -> list[Clip | None]:
         return [self.get(s) for s in samples]
@@ -257,3 +240,13 @@ class BlankedClips:
 
 
 Clips = ClipLoader | BlankedClips  # what readers of clips accept
+
+
+def control_clips(loader: ClipLoader, control: str | None) -> Clips:
+    """The clips an evaluation run reads: `loader` itself for None or "media", else the view
+    blanked as the control `control` (a key of `BLANKING`) says."""
+    if control in (None, "media"):
+        return loader
+    if control not in BLANKING:
+        raise ValueError(f"unknown control {control!r}; valid names: {', '.join(BLANKING)}")
+    return loader.blanked(*BLANKING[control])

@@ -27,12 +27,16 @@ import av
 import numpy as np
 from PIL import Image
 
+from avatar_core.config import MediaConfig
 from avatar_core.data.audio_features import log_mel, resample
 from avatar_core.registry import Registry
 
 __all__ = [
+    "BLANKING",
     "Clip",
     "MediaError",
+    "blank_clip",
+    "decode_clip",
     "MediaInfo",
     "fit_frame_size",
     "load_audio",
@@ -67,6 +71,31 @@ class Clip:
     audio_missing: bool  # True when the file had no audio track and silence was substituted
     duration_s: float
     path: str
+    # [T] time in seconds of each sampled frame in the clip (None: unknown, taken as evenly spread
+    # over the duration). The prompt encoder derives the frame rate that places video tokens on
+    # the same time axis as the audio tokens (Qwen2.5-Omni's TMRoPE) from it.
+    frame_times: np.ndarray | None = None
+
+
+# The evaluation controls: control name -> (blank the video, blank the audio).
+BLANKING: dict[str, tuple[bool, bool]] = {
+    "blank_media": (True, True),
+    "blank_video": (True, False),
+    "blank_audio": (False, True),
+}
+
+
+def blank_clip(clip: Clip, video: bool = True, audio: bool = True) -> Clip:
+    """`clip` with black frames and/or silence of the same shapes (the evaluation controls)."""
+    return Clip(
+        frames=np.zeros_like(clip.frames) if video else clip.frames,
+        audio=np.zeros_like(clip.audio) if audio else clip.audio,
+        sample_rate=clip.sample_rate,
+        audio_missing=clip.audio_missing,
+        duration_s=clip.duration_s,
+        path=clip.path,
+        frame_times=clip.frame_times,
+    )
 
 
 @dataclass
@@ -347,10 +376,25 @@ def load_clip(
     info = probe_media(path)
     _check_limits(info, max_duration_s, max_resolution)
     frames = _decode_frames(path, info, n_frames, max_pixels, backend)
+    times = sample_frame_indices(info.n_frames, n_frames) / info.fps if info.fps > 0 else None  # [n]
     audio = load_audio(path, sample_rate) if info.has_audio else None
     missing = audio is None
     if missing:
         if not allow_missing_audio:
             raise MediaError(path, "no audio stream (allow_missing_audio is off)")
         audio = np.zeros(round(info.duration_s * sample_rate), dtype=np.float32)
-    return Clip(frames, audio, sample_rate, missing, info.duration_s, str(path))
+    return Clip(frames, audio, sample_rate, missing, info.duration_s, str(path), times)
+
+
+def decode_clip(path: str | Path, media: MediaConfig) -> Clip:
+    """One clip decoded with the media settings of params.yaml (the call every reader shares)."""
+    return load_clip(
+        path,
+        n_frames=media.n_frames,
+        max_pixels=media.max_pixels,
+        sample_rate=media.sample_rate,
+        backend=media.backend,
+        allow_missing_audio=media.allow_missing_audio,
+        max_duration_s=media.max_duration_s,
+        max_resolution=media.max_resolution,
+    )

@@ -6,7 +6,9 @@ Layout of `<data_dir>/media_store/` (a DVC output with the rest of the data fold
 - `index.npz`: one row per media file, keyed by its path relative to the media root (the
   `video` field of the samples, so samples sharing a clip share an entry): byte offsets, frame
   shape, audio length, CRC-32 of the frame bytes and of the audio bytes, sample rate,
-  missing-audio flag, duration. Plain arrays, loaded with `allow_pickle=False`;
+  missing-audio flag, duration, and the time of every sampled frame (`frame_times`, all entries'
+  back to back, float64, NaN for a clip whose frame times are unknown). Plain arrays, loaded
+  with `allow_pickle=False`;
 - `store.json`: format version, the media settings (`data.media`) the entries were decoded with,
   entry count and file sizes.
 
@@ -36,7 +38,7 @@ import numpy as np
 __all__ = ["STORE_DIR", "MediaStore", "StoreEntry", "StoreError", "StoreWriter", "store_dir"]
 
 STORE_DIR = "media_store"
-FORMAT = 1
+FORMAT = 2  # 2: frame times kept
 AUDIO_DTYPES = {"float32": np.float32, "float16": np.float16}
 
 
@@ -57,6 +59,7 @@ class StoreEntry:
     sample_rate: int
     audio_missing: bool
     duration_s: float
+    frame_times: np.ndarray | None = None  # [T] seconds of each sampled frame (None: unknown)
 
 
 def crc32(array: np.ndarray) -> int:
@@ -77,6 +80,7 @@ class StoreWriter:
         self._audio = open(self.tmp / "audio.bin", "wb")  # noqa: SIM115
         self._rows: list[tuple] = []
         self._keys: list[str] = []
+        self._frame_times: list[np.ndarray] = []
         self._frames_at = self._audio_at = 0
 
     def __len__(self) -> int:
@@ -91,7 +95,13 @@ class StoreWriter:
             raise ValueError(f"store entry {key!r}: frames must be [T, H, W, 3], got {list(frames.shape)}")
         if audio.ndim != 1:
             raise ValueError(f"store entry {key!r}: audio must be mono [N], got {list(audio.shape)}")
+        if entry.frame_times is not None and np.shape(entry.frame_times) != frames.shape[:1]:
+            raise ValueError(
+                f"store entry {key!r}: {np.size(entry.frame_times)} frame times for {len(frames)} frames"
+            )
         frames_crc, audio_crc = crcs if crcs is not None else (crc32(frames), crc32(audio))
+        times = entry.frame_times if entry.frame_times is not None else np.full(len(frames), np.nan)
+        self._frame_times.append(np.asarray(times, dtype=np.float64))  # [T]
         self._frames.write(memoryview(frames).cast("B"))
         self._audio.write(memoryview(audio).cast("B"))
         self._keys.append(key)
@@ -128,6 +138,7 @@ class StoreWriter:
             sample_rate=np.array(rows[8], dtype=np.int64),
             audio_missing=np.array(rows[9], dtype=bool),
             duration_s=np.array(rows[10], dtype=np.float64),
+            frame_times=np.concatenate(self._frame_times) if self._frame_times else np.zeros(0),
         )
         manifest = {
             "format": FORMAT,
@@ -163,12 +174,20 @@ class MediaStore:
             raise StoreError(f"{self.directory}: unreadable store manifest or index ({err})") from None
         if manifest.get("format") != FORMAT:
             raise StoreError(
-                f"{manifest_path}: store format {manifest.get('format')!r}, this version reads {FORMAT}"
+                f"{manifest_path}: store format {manifest.get('format')!r}, this version reads {FORMAT}; "
+                "rerun ingest (`dvc repro --force ingest` or `avatar ingest`) to rebuild it"
             )
         self.settings: dict[str, Any] = manifest["settings"]
         self.audio_dtype = np.dtype(AUDIO_DTYPES[self.settings.get("audio_dtype", "float32")])
         self._columns = columns
         self._row = {str(key): i for i, key in enumerate(columns["keys"])}
+        frame_counts = columns["frames_shape"][:, 0] if len(self._row) else np.zeros(0, np.int64)  # [E]
+        self._times_at = np.concatenate([[0], np.cumsum(frame_counts)])  # [E + 1] start of each entry
+        if columns["frame_times"].shape != (int(self._times_at[-1]),):
+            raise StoreError(
+                f"{self.directory}: the index holds {columns['frame_times'].size} frame times for "
+                f"{int(self._times_at[-1])} frames: the index is corrupt; rebuild the store"
+            )
         self._fds = {
             name: os.open(self.directory / f"{name}.bin", os.O_RDONLY) for name in ("frames", "audio")
         }
@@ -232,12 +251,14 @@ class MediaStore:
                         f"{what}: corrupt store entry, the {name} bytes do not match their CRC-32; "
                         "rebuild the store (`dvc repro --force ingest`) or restore it (`dvc checkout`)"
                     )
+        times = c["frame_times"][self._times_at[i] : self._times_at[i + 1]].copy()  # [T]
         return StoreEntry(
             frames=frames,
             audio=audio.astype(np.float32, copy=False),
             sample_rate=int(c["sample_rate"][i]),
             audio_missing=bool(c["audio_missing"][i]),
             duration_s=float(c["duration_s"][i]),
+            frame_times=None if np.isnan(times).any() else times,
         )
 
     def close(self) -> None:

@@ -22,8 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from avatar_core.config import MediaConfig
-from avatar_core.data.loader import decode_clip
-from avatar_core.data.media import MediaError
+from avatar_core.data.media import MediaError, decode_clip
 from avatar_core.data.store import AUDIO_DTYPES, StoreEntry, StoreWriter, crc32
 
 __all__ = ["build_store", "ordered_map"]
@@ -59,7 +58,7 @@ def decode_for_store(path: Path, media: MediaConfig) -> Decoded:
         return err.reason
     frames = np.ascontiguousarray(clip.frames, dtype=np.uint8)  # [T, H, W, 3]
     audio = np.ascontiguousarray(clip.audio, dtype=AUDIO_DTYPES[media.audio_dtype])  # [N]
-    entry = StoreEntry(frames, audio, clip.sample_rate, clip.audio_missing, clip.duration_s)
+    entry = StoreEntry(frames, audio, clip.sample_rate, clip.audio_missing, clip.duration_s, clip.frame_times)
     return entry, (crc32(frames), crc32(audio))
 
 

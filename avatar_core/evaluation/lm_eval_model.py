@@ -41,8 +41,7 @@ from pydantic import ValidationError
 from tqdm.auto import tqdm
 
 from avatar_core.config import MediaConfig, load_config
-from avatar_core.data.loader import decode_clip
-from avatar_core.data.media import Clip
+from avatar_core.data.media import Clip, decode_clip
 from avatar_core.data.schema import SYSTEM_PROMPT
 
 log = logging.getLogger(__name__)

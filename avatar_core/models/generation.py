@@ -143,7 +143,9 @@ def generate_rollouts(
     )
     was_training = bundle.model.training
     bundle.model.eval()
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    # A seed samples from its own stream and leaves the global one untouched; without one, sampling
+    # draws from (and advances) the global stream, so consecutive calls draw fresh numbers.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], enabled=seed is not None):
         if seed is not None:
             torch.manual_seed(seed)
         out = bundle.model.generate(

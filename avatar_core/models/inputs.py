@@ -3,8 +3,11 @@
 Each prompt is run through the processor on its own, then the rows are collated. Per-prompt
 processing lets every clip keep its own frame rate (the Omni processor takes one fps per call, and
 the fps sets where audio chunks interleave with video chunks) and trims the Whisper features to
-the clip's real length (the extractor pads to 30 s; the model reads only the masked frames, so
-the trim is exact and saves the memory of G copies of 30 s of mel features).
+the clip's real length. The Whisper extractor pads every waveform to 30 s before its STFT; here it
+pads only to the clip's length plus one FFT window (`_whisper_length`), which gives the same
+features on every valid frame (the windows that reach past the end see the same zeros, and the
+log-mel normalisation's maximum lies in the audio) at a tenth of the cost for short clips, and the
+trim to the valid frames is exact because the model reads only the masked frames.
 
 `select_rows(bundle, batch, index)` builds a batch whose row k is row index[k] of `batch`, with
 video patches, grids and audio features repeated consistently: generation expands each prompt to
@@ -39,8 +42,25 @@ def _clip_audio(clip: ClipLike) -> np.ndarray:
     return np.asarray(audio, dtype=np.float32)
 
 
+def _whisper_length(extractor: Any, n_samples: int) -> int:
+    """Samples to pad a waveform to: its length plus one FFT window, on the hop grid, at most 30 s."""
+    hop, n_fft = int(extractor.hop_length), int(extractor.n_fft)
+    padded = -(-(n_samples + n_fft) // hop) * hop
+    return min(padded, int(extractor.n_samples))
+
+
 def _frame_rate(clip: ClipLike, n_frames: int) -> float:
-    """Rate of the sampled frames: they span the clip uniformly, so frame count / duration."""
+    """Rate of the sampled frames, as the processor needs it to place video tokens in time.
+
+    Qwen2.5-Omni gives sampled frame k the temporal position k / fps * 25 (TMRoPE) and audio token
+    j the position j (25 per second), so fps must be the rate at which the sampled frames actually
+    follow each other. Uniform sampling takes the first and the last frame, so n frames span
+    (n - 1) intervals over the times in `clip.frame_times`; frame count / duration would place the
+    last of 4 frames of a 2 s clip at 1.5 s instead of 1.875 s, 9 audio tokens early.
+    """
+    times = getattr(clip, "frame_times", None)
+    if times is not None and len(times) == n_frames and n_frames > 1 and float(times[-1] - times[0]) > 0:
+        return (n_frames - 1) / float(times[-1] - times[0])
     duration = getattr(clip, "duration_s", None)
     if not duration:
         audio = getattr(clip, "audio", None)
@@ -78,6 +98,7 @@ def _encode_one(bundle: Any, messages: list[dict], clip: ClipLike | None, where:
         load_audio_from_video=True,
         audio_from_video_indices=[0],
         videos_kwargs={"fps": fps},
+        audio_kwargs={"max_length": _whisper_length(bundle.processor.feature_extractor, len(audio))},
         return_tensors="pt",
     )
     valid = int(row["feature_attention_mask"].sum())

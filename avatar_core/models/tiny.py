@@ -48,7 +48,7 @@ def tiny_thinker_config(tokenizer: Any, cfg: TinyModelConfig) -> Qwen2_5OmniThin
             "max_position_embeddings": 8192,
             "rope_parameters": {
                 "rope_type": "default",
-                "rope_theta": 1e6,
+                "rope_theta": cfg.rope_theta,
                 "mrope_section": mrope_sections(head_dim),
             },
             "tie_word_embeddings": False,

@@ -124,3 +124,22 @@ def git_tracked_outputs(root: str | Path) -> list[str]:
     with open_repo(root) as repo:
         paths = {out.def_path for stage in repo.index.stages for out in stage.outs if not out.use_cache}
     return sorted(paths)
+
+
+def commit_stages(root: str | Path, names: list[str]) -> None:
+    """Record in dvc.lock the outputs of stages that ran outside DVC (`dvc commit --force`).
+
+    The ablation flow runs its cells as concurrent processes, which DVC cannot (one process holds
+    the repository lock); committing afterwards records exactly what `dvc repro` would have, from
+    the same command, deps and params, so the summary and later `dvc repro` see them up to date.
+    """
+    from dvc.exceptions import DvcException
+
+    with open_repo(root) as repo:
+        for name in names:
+            _check_stage(repo, name)
+        try:
+            for name in names:  # Repo.commit takes one target at a time
+                repo.commit(name, force=True)
+        except DvcException as err:
+            raise PipelineError(f"dvc commit of {', '.join(names)} failed: {err}") from err

@@ -18,7 +18,6 @@ import torch
 
 from avatar_core.config import STAGES, AvatarConfig
 from avatar_core.data.loader import ClipLoader, DecodeSource, StoreSource
-from avatar_core.data.loader import decode_clip as decode_clip  # re-exported: readers outside recipes
 from avatar_core.data.schema import Sample
 
 log = logging.getLogger(__name__)

@@ -8,10 +8,13 @@ the step is plain GRPO (the baseline every comparison uses).
 
 Where this departs from the paper or the authors' code:
 - Replayed trajectories that do not join a collapsed group get baseline advantages
-  (r - Rbar(q)) / (std + 1e-4), with std the standard deviation of the replayed batch's rewards
-  (the paper does not say which std; the released code uses the same form scaled by alpha).
-- `objective.offpolicy_mode: authors` reproduces the released code: replayed rows get
+  (r - Rbar(q)) / (std + 1e-4), with std the standard deviation of the replayed batch's rewards,
+  1 for a single row (as the released code) or a batch of equal rewards (`algos.replay_std`), and
+  Rbar(q) as it was before this step's rewards were folded in (as the released code).
+- `objective.offpolicy_mode: authors` reproduces the released code: replayed rows replace whole
+  fresh groups (`objective.authors_replay_share`, 0.5 for its 4 of 8 mini-batches), get
   alpha * (r - Rbar) / (std + 1e-4) and go through the ordinary (on-policy) loss, no truncation.
+  The released code keys prompts by rendered text; here they are keyed by id in both modes.
 - One optimiser update per generation batch (mu = 1), so fresh rows have ratio 1 at the update
   and only replayed rows are off-policy.
 - Multi-process runs (`accelerate launch`) average gradients explicitly with an all-reduce after
@@ -26,12 +29,18 @@ import copy
 import logging
 import time
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from avatar_core.algos.advantages import augmented_group_advantages, baseline_advantages, group_advantages
+from avatar_core.algos.advantages import (
+    augmented_group_advantages,
+    baseline_advantages,
+    group_advantages,
+    replay_std,
+)
 from avatar_core.algos.kl import k3_kl
 from avatar_core.algos.params import ObjectiveParams
 from avatar_core.config import AvatarConfig, RLStageConfig
@@ -42,6 +51,7 @@ from avatar_core.recipes.common import (
     load_hints,
     load_samples,
     load_stage_policy,
+    media_root,
     open_clips,
     previous_stage,
     seed_everything,
@@ -65,10 +75,20 @@ from avatar_core.recipes.rl_parts import (
 )
 from avatar_core.replay.buffer import HierarchicalReplayBuffer
 from avatar_core.replay.difficulty import DifficultyTracker, tier_thresholds
-from avatar_core.replay.hints import HintTrigger
+from avatar_core.replay.hints import HintTrigger, hint_outcomes
 from avatar_core.rewards import combine_rewards
 
 log = logging.getLogger(__name__)
+
+
+def prompt_pool(samples: list, max_prompts: int | None) -> list:
+    """At most `max_prompts` samples, the same number from each task (the first by id)."""
+    if max_prompts is None or len(samples) <= max_prompts:
+        return samples
+    tasks = sorted({s.task for s in samples})
+    per_task = max(1, max_prompts // len(tasks))
+    by_task = {t: sorted((s for s in samples if s.task == t), key=lambda s: s.id)[:per_task] for t in tasks}
+    return [s for t in tasks for s in by_task[t]]
 
 
 def objective_params(scfg: RLStageConfig) -> ObjectiveParams:
@@ -85,10 +105,31 @@ def objective_params(scfg: RLStageConfig) -> ObjectiveParams:
     )
 
 
-def run_rl(cfg: AvatarConfig, stage: str, progress: bool = True) -> dict:
+class StepHook(Protocol):
+    """Called by `run_rl` around the loop, e.g. to evaluate at fixed completion budgets (ablation)."""
+
+    def start(self, step: int, bundle) -> None:
+        """The loop starts (or resumes) at `step` with the policy `bundle`; drop anything recorded
+        after that step."""
+
+    def after_step(self, step: int, completions: int, bundle) -> None:
+        """One optimiser step is done; `completions` counts every completion generated so far."""
+
+
+def run_rl(
+    cfg: AvatarConfig,
+    stage: str,
+    progress: bool = True,
+    *,
+    init_stage: str | None = None,
+    hook: StepHook | None = None,
+) -> dict:
+    """Run one RL stage; `init_stage` names the checkpoint it starts from (default: the stage
+    before it in the curriculum), `hook` is called after every step."""
     scfg = cfg.rl.stage(stage)
     out_dir, run_dir = Path(cfg.paths.rl_dir) / stage, Path(cfg.paths.runs_dir) / stage
-    init_dir = stage_model_dir(cfg, previous_stage(stage))
+    init_stage = init_stage or previous_stage(stage)
+    init_dir = stage_model_dir(cfg, init_stage)
     fp = ckpt.fingerprint(stage, cfg.seed, scfg.model_dump(mode="json"), ckpt.directory_digest(init_dir))
     done = out_dir / "done.json"
     if done.is_file() and _read_json(done).get("fingerprint") == fp:
@@ -101,19 +142,21 @@ def run_rl(cfg: AvatarConfig, stage: str, progress: bool = True) -> dict:
 
     dist = Distributed.setup()
     seed_everything(cfg.seed + 1000 * dist.rank)
-    bundle = load_stage_policy(cfg, previous_stage(stage))
+    bundle = load_stage_policy(cfg, init_stage)
     model = bundle.model
     model.train()
     needs_ref = scfg.objective.beta > 0 or (scfg.hints.enabled and scfg.hints.use_kl_trigger)
-    ref = load_stage_policy(cfg, previous_stage(stage)) if needs_ref else None
+    ref = load_stage_policy(cfg, init_stage) if needs_ref else None
     if ref is not None:
         ref.model.eval().requires_grad_(False)
 
     clips = open_clips(cfg)
-    samples, rejected = decodable(load_samples(cfg, "train", scfg.tasks), clips)
+    samples, rejected = decodable(
+        prompt_pool(load_samples(cfg, "train", scfg.tasks), scfg.max_prompts), clips
+    )
     by_id = {s.id: s for s in samples}
     hints = load_hints(cfg, samples)
-    reward_fns, weights = stage_rewards(scfg)
+    reward_fns, weights, judge_cache = stage_rewards(scfg, media_root(cfg), run_dir)
     params = objective_params(scfg)
     optimizer, scheduler = build_optimizer(model, scfg.optim, scfg.steps)
     tracker = DifficultyTracker(scfg.difficulty.mode, scfg.difficulty.window, scfg.difficulty.ema_decay)
@@ -130,7 +173,8 @@ def run_rl(cfg: AvatarConfig, stage: str, progress: bool = True) -> dict:
         scfg.hints.zero_streak, scfg.hints.use_kl_trigger, scfg.hints.tau_reward, scfg.hints.tau_kl
     )
     rng = np.random.default_rng(cfg.seed + 7919 * dist.rank)
-    state = {"step": 0, "completions": 0, "hinted_generations": 0}
+    # prompt_history: prompt id -> [step, hinted, group accuracy] per visit, for hint_outcomes
+    state = {"step": 0, "completions": 0, "hinted_generations": 0, "prompt_history": {}}
     steplog = StepLog(run_dir / "log.jsonl")
 
     resumed = ckpt.load_run(run_dir, fp)
@@ -141,10 +185,13 @@ def run_rl(cfg: AvatarConfig, stage: str, progress: bool = True) -> dict:
         tracker.load_state_dict(trainer["tracker"])
         buffer = HierarchicalReplayBuffer.load(run_dir / "state" / "buffer")
         state = trainer["counters"]
+        state.setdefault("prompt_history", {})  # checkpoints written before it was kept
         log.info(
             "resuming stage %s from step %d (%d completions)", stage, state["step"], state["completions"]
         )
     steplog.truncate_after(state["step"])
+    if hook is not None:
+        hook.start(state["step"], bundle)
 
     pad_id = bundle.tokenizer.pad_token_id
     bar = tqdm(
@@ -216,9 +263,19 @@ def run_rl(cfg: AvatarConfig, stage: str, progress: bool = True) -> dict:
                 kl_per_prompt[p] = float(
                     kl_tok[rows_p].sum() / rollouts.completion_mask[rows_p].sum().clamp(min=1)
                 )
+        rbar_before = tracker.values()  # replay baselines use Rbar before this step's rewards (authors)
+        accuracy = [float(v or 0.0) for v in per_reward.get("accuracy", [0.0] * n_rows)]  # [N] None: 0
         for p, s in enumerate(batch):
+            in_group = [i for i in range(n_rows) if prompt_of_row[i] == p]
+            group_acc = [accuracy[i] for i in in_group]
             tracker.update(
-                s.id, [rewards[i] for i in range(n_rows) if prompt_of_row[i] == p], kl=kl_per_prompt[p]
+                s.id,
+                [rewards[i] for i in in_group],
+                kl=kl_per_prompt[p],
+                streak_rewards=group_acc if scfg.hints.streak_reward == "accuracy" else None,
+            )
+            state["prompt_history"].setdefault(s.id, []).append(
+                [state["step"] + 1, int(hinted[p]), sum(group_acc) / len(group_acc)]
             )
         rows = rows_from_rollouts(batch, hinted, rollouts, rewards, advantages)
 
@@ -245,18 +302,31 @@ def run_rl(cfg: AvatarConfig, stage: str, progress: bool = True) -> dict:
                 row.advantage = a
             extra_rows += rows_from_trajectories(extra, by_id, replay_adv.tolist(), 0, shared_group=p)
 
-        # 6. replayed trajectories with baseline advantages
+        # 6. replayed trajectories with baseline advantages. `separate` (the paper): J_off rows added
+        # to the update. `authors` (the released code): replayed rows replace whole fresh groups
+        # (4 of 8 mini-batches there) and go through the ordinary loss with alpha-scaled advantages;
+        # the replaced fresh groups still enter the buffer.
         replayed: list[Row] = []
-        if replay_on and len(buffer) >= max(b.min_size, 1) and b.replay_per_step > 0:
-            trajs = buffer.sample(b.replay_per_step)
-            r = torch.tensor([t.reward for t in trajs])  # [R]
-            rbar = torch.tensor([tracker.rbar(t.prompt_id) or 0.0 for t in trajs])  # [R]
-            adv = baseline_advantages(r, rbar, r.std() if len(trajs) > 1 else 0.0)  # [R]
-            if scfg.objective.offpolicy_mode == "authors":
-                adv = scfg.objective.alpha * adv
-            replayed = rows_from_trajectories(trajs, by_id, adv.tolist(), group_start=len(batch))
-        train_rows = rows + extra_rows + replayed
-        if scfg.objective.offpolicy_mode == "authors":
+        authors = scfg.objective.offpolicy_mode == "authors"
+        kept_groups = len(batch)
+        if replay_on and len(buffer) >= max(b.min_size, 1):
+            if authors:
+                kept_groups = len(batch) - round(scfg.objective.authors_replay_share * len(batch))
+                n_replay = (len(batch) - kept_groups) * scfg.group_size
+            else:
+                n_replay = b.replay_per_step
+            if n_replay > 0:
+                trajs = buffer.sample(n_replay)
+                r = torch.tensor([t.reward for t in trajs])  # [R]
+                rbar = torch.tensor([rbar_before.get(t.prompt_id, t.rbar) for t in trajs])  # [R]
+                adv = baseline_advantages(r, rbar, replay_std(r))  # [R]
+                if authors:
+                    adv = scfg.objective.alpha * adv
+                replayed = rows_from_trajectories(trajs, by_id, adv.tolist(), group_start=len(batch))
+            else:
+                kept_groups = len(batch)
+        train_rows = [row for row in rows + extra_rows if row.group < kept_groups] + replayed
+        if authors:
             for row in train_rows:
                 row.is_replay = False  # the released code sends replayed rows through the ordinary loss
         t_buf = time.perf_counter()
@@ -303,11 +373,13 @@ def run_rl(cfg: AvatarConfig, stage: str, progress: bool = True) -> dict:
             "hint_rate": sum(hinted) / len(batch),
             "hint_reasons": [d[1] for d in decisions if d[0]],
             "replay_rows": len(replayed),
+            "fresh_rows_trained": len(train_rows) - len(replayed),
             "world_size": dist.world,
             "param_divergence": divergence,
             "augment_rows": len(extra_rows),
             **{f"buffer_{k}": v for k, v in buffer.tier_sizes().items()},
             **obj_stats,
+            **(judge_cache.step_stats() if judge_cache is not None else {}),
             "time_generation": t_gen - t0,
             "time_reward": t_rew - t_gen,
             "time_buffer": t_buf - t_rew,
@@ -319,6 +391,8 @@ def run_rl(cfg: AvatarConfig, stage: str, progress: bool = True) -> dict:
             steplog.append(record)
         bar.set_postfix(reward=f"{record['reward_mean']:.2f}", acc=f"{record['accuracy'] or 0:.2f}")
         bar.update(1)
+        if hook is not None:
+            hook.after_step(state["step"], state["completions"], bundle)
 
         # 10. checkpoint (model, optimiser, scheduler, RNG, buffer, tracker, counters), atomically
         if state["step"] % scfg.save_every == 0 or state["step"] == scfg.steps:
@@ -333,6 +407,7 @@ def run_rl(cfg: AvatarConfig, stage: str, progress: bool = True) -> dict:
                 )
             dist.barrier()
     bar.close()
+    clips.close()  # its loader threads end with the stage (the ablation runs many in one process)
 
     result: dict = {}
     if dist.rank == 0:
@@ -340,12 +415,14 @@ def run_rl(cfg: AvatarConfig, stage: str, progress: bool = True) -> dict:
 
         tmp = ckpt.atomic_dir(out_dir)
         save_policy(bundle, tmp / "model")
+        hint_summary = hint_outcomes(state["prompt_history"])
         result = {
             "stage": stage,
             "fingerprint": fp,
             "steps": state["step"],
             "completions": state["completions"],
             "hinted_generations": state["hinted_generations"],
+            "hints": hint_summary,
             "rejected_samples": rejected,
         }
         write_json(tmp / "done.json", result)
@@ -353,7 +430,11 @@ def run_rl(cfg: AvatarConfig, stage: str, progress: bool = True) -> dict:
         publish(
             steplog.read(),
             Path(cfg.paths.metrics_dir) / stage,
-            extra={"completions": state["completions"], "hinted_generations": state["hinted_generations"]},
+            extra={
+                "completions": state["completions"],
+                "hinted_generations": state["hinted_generations"],
+                **{f"hints_{k}": v for k, v in hint_summary.items()},
+            },
         )
     dist.barrier()  # no process exits while rank 0 is still writing the stage's outputs
     return result

@@ -1,7 +1,10 @@
 """Cold-start SFT (stage S0): teach the answer format and short reasoning traces.
 
 The loss is the mean negative log-likelihood of the assistant tokens only (the reasoning trace
-and the end-of-turn token), teacher-forced after the multimodal prompt. Explicit loop: batches of
+and the end-of-turn token), teacher-forced after the multimodal prompt. A share of the samples
+(`sft.hint_fraction`) is rendered with its hint as a system message, so that a prompt hinted
+during RL is not a prompt the model has never seen the like of (the paper's 7B models read any
+instruction; a model trained from scratch reads only what it was trained on). Explicit loop: batches of
 `batch_size`, `grad_accum` micro-batches per optimiser step, warm-up + schedule, periodic
 validation loss, resumable checkpoints every `save_every` steps, the final model as safetensors.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +27,7 @@ from avatar_core.recipes import checkpoint as ckpt
 from avatar_core.recipes.common import (
     ClipLoader,
     decodable,
+    load_hints,
     load_samples,
     load_stage_policy,
     open_clips,
@@ -42,12 +47,24 @@ def target_ids(tokenizer, sample: Sample) -> torch.Tensor:
     return torch.tensor(ids, dtype=torch.long)  # [L]
 
 
-def sft_loss(bundle, samples: list[Sample], clips: ClipLoader) -> torch.Tensor:
-    """Mean NLL per assistant token over a micro-batch."""
+def hinted_in_sft(seed: int, step: int, sample_id: str, fraction: float) -> bool:
+    """Whether a sample is rendered with its hint at this optimiser step: a fixed share of the
+    samples, chosen by a hash of (seed, step, id), so a resumed run makes the same choices."""
+    if fraction <= 0:
+        return False
+    return zlib.crc32(f"{seed}:{step}:{sample_id}".encode()) / 2**32 < fraction
+
+
+def sft_loss(
+    bundle, samples: list[Sample], clips: ClipLoader, hints: list[str | None] | None = None
+) -> torch.Tensor:
+    """Mean NLL per assistant token over a micro-batch; `hints[i]` renders sample i with a hint."""
     from avatar_core.models.generation import completion_logprobs
     from avatar_core.models.inputs import encode_prompts
 
-    inputs = encode_prompts(bundle, [render_messages(s) for s in samples], clips.get_many(samples))
+    hints = hints or [None] * len(samples)
+    messages = [render_messages(s, hint=h) for s, h in zip(samples, hints, strict=True)]
+    inputs = encode_prompts(bundle, messages, clips.get_many(samples))
     targets = [target_ids(bundle.tokenizer, s) for s in samples]
     length = max(t.numel() for t in targets)
     ids = torch.full((len(samples), length), bundle.tokenizer.pad_token_id, dtype=torch.long)  # [B, L]
@@ -78,6 +95,7 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
     train = [s for s in train if s.reasoning]
     val = decodable(load_samples(cfg, "validation", scfg.tasks), clips)[0] if cfg.data.synthetic.n_val else []
     train = train[dist.rank :: dist.world]  # each process trains on its own shard
+    hint_of = load_hints(cfg, train) if scfg.hint_fraction > 0 else {}
     per_epoch = math.ceil(len(train) / (scfg.batch_size * scfg.grad_accum))
     total = scfg.max_steps or per_epoch * scfg.epochs
     optimizer, scheduler = build_optimizer(model, scfg.optim, total)
@@ -102,8 +120,13 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
             if len(order) < scfg.batch_size:
                 order += rng.permutation(len(train)).tolist()
             idx, order = order[: scfg.batch_size], order[scfg.batch_size :]
+            micro = [train[i] for i in idx]
+            hinted = [
+                hint_of.get(s.id) if hinted_in_sft(cfg.seed, step, s.id, scfg.hint_fraction) else None
+                for s in micro
+            ]
             clips.prefetch([train[i] for i in order[: scfg.batch_size]])  # read while this batch trains
-            loss = sft_loss(bundle, [train[i] for i in idx], clips) / scfg.grad_accum
+            loss = sft_loss(bundle, micro, clips, hinted) / scfg.grad_accum
             loss.backward()
             losses.append(float(loss.detach()) * scfg.grad_accum)
         dist.average_gradients(model)
@@ -126,6 +149,7 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
                 ckpt.trainer_state(fp, optimizer, scheduler, rng, order=order, step=step),
             )
     bar.close()
+    clips.close()
     if dist.rank != 0:
         dist.barrier()
         return {}

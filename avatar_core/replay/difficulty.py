@@ -57,8 +57,15 @@ class DifficultyTracker:
         self._zero_streak: dict[str, int] = {}
         self._kl: dict[str, float] = {}
 
-    def update(self, prompt_id: str, rewards: Sequence[float], kl: float | None = None) -> None:
-        """Fold one group of rewards of one prompt into its history."""
+    def update(
+        self,
+        prompt_id: str,
+        rewards: Sequence[float],
+        kl: float | None = None,
+        streak_rewards: Sequence[float] | None = None,
+    ) -> None:
+        """Fold one group of rewards of one prompt into its history. The zero streak counts groups
+        whose `streak_rewards` (default: `rewards`) are all zero, e.g. the accuracy part alone."""
         if not isinstance(prompt_id, str) or not prompt_id:
             raise ValueError(f"difficulty update: prompt_id must be a non-empty string, got {prompt_id!r}")
         values = _finite_rewards(prompt_id, rewards)
@@ -74,7 +81,8 @@ class DifficultyTracker:
                 ema = self.ema_decay * ema + (1.0 - self.ema_decay) * r
             self._ema[prompt_id] = ema
         self._n_rewards[prompt_id] = self._n_rewards.get(prompt_id, 0) + len(values)
-        all_zero = all(r == 0.0 for r in values)
+        streak_values = values if streak_rewards is None else _finite_rewards(prompt_id, streak_rewards)
+        all_zero = all(r == 0.0 for r in streak_values)
         self._zero_streak[prompt_id] = self._zero_streak.get(prompt_id, 0) + 1 if all_zero else 0
         if kl is not None:
             self._kl[prompt_id] = float(kl)

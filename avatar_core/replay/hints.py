@@ -92,3 +92,45 @@ class HintStats:
         self.prompts_checked = self.prompts_hinted = 0
         self.hinted_generations = self.total_generations = 0
         self.by_reason = {r: 0 for r in HINT_REASONS}
+
+
+def hint_outcomes(history: dict[str, list[list[float]]]) -> dict[str, float | int | None]:
+    """What hinting did for the prompts it touched, from each prompt's visits in order.
+
+    `history` maps a prompt id to its visits `[step, hinted (0 or 1), group accuracy]`. For the
+    prompts hinted at least once, the mean group accuracy before their first hint, in the hinted
+    groups, and in the groups after their first hint that went without a hint (None where there is
+    no such group), plus how many prompts and what share of all visits were hinted.
+    """
+    before: list[float] = []
+    with_hint: list[float] = []
+    after: list[float] = []
+    hinted_prompts = visits = hinted_visits = 0
+    for prompt_id, rows in history.items():
+        for row in rows:
+            if len(row) != 3 or not all(math.isfinite(float(v)) for v in row):
+                raise ValueError(
+                    f"hint history of prompt {prompt_id!r}: visits are [step, hinted, accuracy], got {row!r}"
+                )
+        visits += len(rows)
+        first = next((k for k, (_, hinted, _) in enumerate(rows) if hinted), None)
+        if first is None:
+            continue
+        hinted_prompts += 1
+        before += [acc for _, _, acc in rows[:first]]
+        for _, hinted, acc in rows[first:]:
+            (with_hint if hinted else after).append(acc)
+            hinted_visits += bool(hinted)
+
+    def mean(values: list[float]) -> float | None:
+        return sum(values) / len(values) if values else None
+
+    return {
+        "hinted_prompts": hinted_prompts,
+        "hint_visit_rate": hinted_visits / visits if visits else 0.0,
+        "hinted_acc_before": mean(before),
+        "hinted_acc_with_hint": mean(with_hint),
+        "hinted_acc_after": mean(after),
+        "hinted_groups": len(with_hint),
+        "hinted_groups_after": len(after),
+    }

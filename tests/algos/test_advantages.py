@@ -9,7 +9,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from avatar_core.algos.advantages import augmented_group_advantages, baseline_advantages, group_advantages
+from avatar_core.algos.advantages import (
+    augmented_group_advantages,
+    baseline_advantages,
+    group_advantages,
+    replay_std,
+)
 
 EPS = 1e-4
 
@@ -147,3 +152,17 @@ def test_bad_shapes_and_types():
         augmented_group_advantages(torch.zeros(0), torch.ones(2))
     with pytest.raises(ValueError, match="group_advantages: eps must be a finite number > 0, got 0"):
         group_advantages(torch.zeros(3), torch.zeros(3, dtype=torch.long), eps=0)
+
+
+def test_replay_std_hand_worked():
+    # rewards 1, 0, 0, 1: mean 0.5, unbiased variance 4 * 0.25 / 3 = 1/3
+    assert replay_std(torch.tensor([1.0, 0.0, 0.0, 1.0])) == pytest.approx((1 / 3) ** 0.5)
+    assert replay_std(torch.tensor([0.75])) == 1.0  # a single row: the authors' std of 1
+    assert replay_std(torch.tensor([0.5, 0.5, 0.5])) == 1.0  # all equal: 1, never 0
+    # the example that motivated it: r = 1, Rbar = 0.25 as a lone replayed row gives 0.75, not 7,500
+    adv = baseline_advantages(torch.tensor([1.0]), torch.tensor([0.25]), replay_std(torch.tensor([1.0])))
+    assert adv.item() == pytest.approx(0.75 / (1 + 1e-4))
+    with pytest.raises(ValueError, match="replay_std: rewards is empty"):
+        replay_std(torch.zeros(0))
+    with pytest.raises(ValueError, match="replay_std: rewards must be finite"):
+        replay_std(torch.tensor([float("nan"), 1.0]))

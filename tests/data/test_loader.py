@@ -101,6 +101,7 @@ def test_store_and_decode_sources_agree(stored):
     decoded = DecodeSource(stored["root"], MEDIA).load(sample.video, sample.id)
     np.testing.assert_array_equal(from_store.frames, decoded.frames)
     np.testing.assert_array_equal(from_store.audio, decoded.audio)
+    np.testing.assert_array_equal(from_store.frame_times, decoded.frame_times)
     assert from_store.path == decoded.path and from_store.duration_s == decoded.duration_s
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from avatar_core.config import MediaConfig
-from avatar_core.data.loader import decode_clip
+from avatar_core.data.media import decode_clip
 from avatar_core.data.store import MediaStore, StoreError, store_dir
 from avatar_core.data.store_build import build_store
 
@@ -37,6 +37,8 @@ def test_store_returns_exactly_what_load_clip_gives(media_dir, tmp_path, media):
         assert stored.audio.dtype == decoded.audio.dtype == np.float32
         np.testing.assert_array_equal(stored.frames, decoded.frames)
         np.testing.assert_array_equal(stored.audio, decoded.audio)
+        assert decoded.frame_times is not None and stored.frame_times.dtype == np.float64
+        np.testing.assert_array_equal(stored.frame_times, decoded.frame_times)  # [T] seconds
         assert (stored.sample_rate, stored.audio_missing, stored.duration_s) == (
             decoded.sample_rate,
             decoded.audio_missing,
@@ -130,4 +132,16 @@ def test_store_checks_its_settings_and_presence(media_dir, tmp_path):
         store.check_settings(MediaConfig(n_frames=16, max_pixels=112 * 112).model_dump(mode="json"))
     (store_dir(tmp_path) / "index.npz").write_bytes(b"not an index")
     with pytest.raises(StoreError, match="unreadable store manifest or index"):
+        MediaStore(store_dir(tmp_path))
+
+
+def test_store_of_another_format_is_refused_with_the_fix(media_dir, tmp_path):
+    """A store written before frame times were kept (format 1) must be rebuilt, not half-read."""
+    import json
+
+    _build(media_dir, tmp_path, MediaConfig())
+    manifest_path = store_dir(tmp_path) / "store.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps(manifest | {"format": 1}))
+    with pytest.raises(StoreError, match=r"store format 1, this version reads 2; rerun ingest"):
         MediaStore(store_dir(tmp_path))

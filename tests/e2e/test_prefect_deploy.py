@@ -17,7 +17,7 @@ import httpx
 import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from .conftest import VENV_BIN, BuiltRepo, env, set_param, sh
+from .conftest import VENV_BIN, BuiltRepo, env, ran_stages, set_param, sh
 
 pytestmark = pytest.mark.e2e
 
@@ -145,3 +145,26 @@ def test_deployments_run_on_a_process_worker(built_repo: BuiltRepo, prefect_stac
     history = (root / "results" / "history.jsonl").read_text().splitlines()
     assert len(history) == 1 and "s3.test" in json.loads(history[0])["metrics"]
     assert (root / "results" / "history.png").is_file()
+
+
+def test_ablation_deployment_runs_cells_side_by_side(built_repo: BuiltRepo, prefect_stack: str) -> None:
+    """`avatar/ablation` (the `avatar` flow, target ablation) runs the cells as tasks (two at a time), records them in dvc.lock and writes
+    the summary; `dvc repro ablation` afterwards finds everything up to date."""
+    root = built_repo.root
+    set_param(root, "ablation.eval_max_new_tokens", 6)  # every cell's params change: all rerun
+    run, logs, elapsed = asyncio.run(
+        _run(
+            "avatar/ablation",
+            lambda ms: any("stage ablation ran" in m or "stage ablation is up" in m for m in ms),
+        )
+    )
+    assert run.state.is_completed(), f"{run.state}: {logs[-20:]}"
+    text = "\n".join(logs)
+    for cell in ("binary/grpo/seed-1", "binary/avatar/seed-1", "dense/grpo/seed-1"):
+        assert f"ablation cell {cell} finished" in text
+    assert "recorded 3 cell stages in dvc.lock" in text and "stage ablation ran ablation" in text
+    print(f"\nablation flow (3 cells, 2 at a time): {elapsed:.1f} s")
+    assert ran_stages(sh([str(VENV_BIN / "dvc"), "repro", "ablation"], root).stdout) == []
+    results = json.loads((root / "results" / "ablation" / "results.json").read_text())
+    cell = json.loads((root / "results/ablation/cells/binary/grpo/seed-1/done.json").read_text())
+    assert results["settings"]["binary"]["variants"]["grpo"]["final"]["per_seed"] == [cell["final_accuracy"]]

@@ -51,7 +51,7 @@ def world(tmp_path_factory) -> dict:
                 "max_new_tokens": MAX_NEW,
                 "batch_size": BATCH,
                 "bootstrap_samples": 50,
-                "blank_media_control": False,
+                "controls": [],
             },
         }
     )

@@ -144,6 +144,24 @@ def test_top_k_restricts_samples_and_seed_reproduces(tiny_bundle, prompts) -> No
     assert rank[mask == 1].max().item() < 3
 
 
+def test_unseeded_calls_draw_fresh_samples_and_a_seed_leaves_the_global_stream(tiny_bundle, prompts) -> None:
+    """Without a seed, sampling advances the global stream: two calls on the same policy and prompts
+    draw different completions (an RL run must not redraw the same numbers every step), and the
+    stream is reproducible from torch.manual_seed. A seeded call does not move the global stream."""
+    torch.manual_seed(5)
+    first = generate_rollouts(tiny_bundle, prompts, group_size=4, max_new_tokens=8)
+    second = generate_rollouts(tiny_bundle, prompts, group_size=4, max_new_tokens=8)
+    assert not torch.equal(first.completion_ids, second.completion_ids)
+    torch.manual_seed(5)
+    assert torch.equal(
+        generate_rollouts(tiny_bundle, prompts, group_size=4, max_new_tokens=8).completion_ids,
+        first.completion_ids,
+    )
+    state = torch.get_rng_state()
+    generate_rollouts(tiny_bundle, prompts, group_size=4, max_new_tokens=8, seed=11)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
 def test_top_k_one_is_greedy(tiny_bundle, prompts) -> None:
     greedy = generate_rollouts(tiny_bundle, prompts, group_size=1, max_new_tokens=8, greedy=True)
     top1 = generate_rollouts(tiny_bundle, prompts, group_size=1, max_new_tokens=8, top_k=1, seed=3)

@@ -103,3 +103,40 @@ def test_too_small_pixel_budget_is_rejected() -> None:
         ValueError, match=r"max_pixels must be at least 784 \(one 28x28 merge group\), got 100"
     ):
         build_processor(train_tokenizer(CORPUS, 400), 100)
+
+
+@pytest.mark.parametrize(
+    "n_samples, kind",
+    [(32000, "bursts"), (32000, "silence"), (12345, "noise"), (16000 * 31, "bursts")],
+)
+def test_audio_features_equal_the_stock_30_second_padding(tiny_bundle, n_samples, kind) -> None:
+    """encode_prompts pads audio to its own length plus one FFT window, not to 30 s: the features
+    on every valid frame must equal what the stock processor computes with its 30 s padding."""
+    rng = np.random.default_rng(n_samples)
+    audio = np.zeros(n_samples, np.float32)
+    if kind == "bursts":
+        for start in range(0, n_samples - 4000, 8000):
+            audio[start : start + 3000] = 0.5 * np.sin(np.arange(3000) / 3.0)
+    elif kind == "noise":
+        audio = rng.normal(0, 0.1, n_samples).astype(np.float32)
+    clip = make_clip(n_frames=4, size=56, seconds=n_samples / 16000)
+    clip.audio = audio
+    ours = encode_prompts(tiny_bundle, [video_messages()], [clip])
+    text = tiny_bundle.tokenizer.apply_chat_template(
+        video_messages(), tokenize=False, add_generation_prompt=True
+    )
+    stock = tiny_bundle.processor(
+        text=[text],
+        videos=[clip.frames],
+        audio=[audio],
+        load_audio_from_video=True,
+        audio_from_video_indices=[0],
+        videos_kwargs={"fps": 4 / clip.duration_s},
+        return_tensors="pt",
+    )
+    valid = int(stock["feature_attention_mask"].sum())
+    assert ours["feature_attention_mask"].shape[-1] == valid == min(-(-n_samples // 160), 3000)
+    np.testing.assert_array_equal(
+        ours["input_features"].numpy(), stock["input_features"][..., :valid].numpy()
+    )
+    assert ours["input_ids"].tolist() == stock["input_ids"].tolist()

@@ -5,6 +5,7 @@ recipe imports (static import walk), so editing that code reruns the stage."""
 from __future__ import annotations
 
 import ast
+import typing
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,8 @@ from dvc.dependency.param import ParamsDependency
 from pydantic import BaseModel
 
 from avatar_core.cli import RECIPES
-from avatar_core.config import AvatarConfig
-from avatar_core.pipeline.dvc_repo import open_repo, stage_names
+from avatar_core.config import AvatarConfig, load_config
+from avatar_core.pipeline.dvc_repo import open_repo
 from tasks.stages import CURRICULUM
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +31,7 @@ NOT_DEPS = {
 EXPECTED_UPSTREAM = {
     "ingest": set(),
     "hints": {"ingest"},
-    "sft": {"ingest"},
+    "sft": {"ingest", "hints"},  # SFT shows a share of samples with their hint (sft.hint_fraction)
     "rl@s1": {"ingest", "hints", "sft"},
     "rl@s2": {"ingest", "hints", "rl@s1"},
     "rl@s3": {"ingest", "hints", "rl@s2"},
@@ -54,17 +55,35 @@ def stages() -> dict[str, dict]:
 
 
 def config_has_key(dotted: str) -> bool:
-    node: type[BaseModel] | None = AvatarConfig
+    """Whether a dotted key names a config field; a dict-valued field (e.g. ablation.variants) takes
+    any name as its next part, and its values' own fields (or anything, for plain dicts) after that."""
+    node: object = AvatarConfig
+    free_key = False
     for part in dotted.split("."):
-        if node is None or part not in node.model_fields:
+        if free_key:
+            free_key = False
+            continue
+        if node is ANY:
+            continue
+        if not isinstance(node, type) or not issubclass(node, BaseModel) or part not in node.model_fields:
             return False
         annotation = node.model_fields[part].annotation
-        node = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        if typing.get_origin(annotation) is dict:
+            value = typing.get_args(annotation)[1]
+            node = value if isinstance(value, type) and issubclass(value, BaseModel) else ANY
+            free_key = True
+        else:
+            node = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
     return True
+
+
+ANY = object()  # below a plain dict field every key is accepted
 
 
 def test_config_key_walk_rejects_unknown_keys() -> None:
     assert config_has_key("rl.s3.tas.lam") and config_has_key("paths.eval_dir") and config_has_key("seed")
+    assert config_has_key("ablation.settings.binary.changes") and config_has_key("ablation.variants.grpo")
+    assert not config_has_key("ablation.settings.binary.chnages")
     assert (
         not config_has_key("rl.s4")
         and not config_has_key("rl.s1.tas.lambda")
@@ -89,14 +108,25 @@ def test_every_params_key_is_a_config_field_and_in_params_yaml(stages: dict[str,
 
 
 def test_rl_stages_depend_only_on_their_own_section(stages: dict[str, dict]) -> None:
+    """Each RL stage reads the shared defaults and its own section, never another stage's."""
     for item in ("s1", "s2", "s3"):
-        assert sorted(stages[f"rl@{item}"]["params"]) == ["rl." + item, "seed"]
+        assert sorted(stages[f"rl@{item}"]["params"]) == sorted(["rl." + item, "rl.defaults", "seed"])
 
 
-def test_graph_is_the_curriculum(stages: dict[str, dict]) -> None:
-    assert {name: stage["upstream"] for name, stage in stages.items()} == EXPECTED_UPSTREAM
-    order = stage_names(ROOT)
-    assert sorted(order) == sorted(CURRICULUM)
+def test_graph_is_the_curriculum_then_the_study(stages: dict[str, dict]) -> None:
+    curriculum = {name: stage["upstream"] for name, stage in stages.items() if name in CURRICULUM}
+    assert curriculum == EXPECTED_UPSTREAM
+    cfg = load_config(ROOT / "params.yaml")
+    cells = {
+        f"ablation-{setting}@{variant}-{seed}"
+        for setting, spec in cfg.ablation.settings.items()
+        for variant in spec.variants
+        for seed in cfg.ablation.seeds
+    }
+    for cell in cells:  # every cell starts from the same SFT checkpoint and stage data
+        assert stages[cell]["upstream"] == {"ingest", "hints", "sft"}, cell
+    assert stages["ablation"]["upstream"] == cells
+    assert set(stages) == set(CURRICULUM) | cells | {"ablation"}
     for name in CURRICULUM:  # the flow's fixed order respects the graph
         assert all(CURRICULUM.index(up) < CURRICULUM.index(name) for up in EXPECTED_UPSTREAM[name])
 

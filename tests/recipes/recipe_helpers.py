@@ -17,7 +17,7 @@ def tiny_config(root: Path, **stage_overrides) -> AvatarConfig:
     # 150 steps teach the format on 16 clips (about 30 s), so RL starts from varied rewards.
     base["sft"].update(max_steps=150, batch_size=4, save_every=1000)
     base["sft"]["optim"].update(lr=3e-3)
-    base["evaluate"].update(bootstrap_samples=50, blank_media_control=False)
+    base["evaluate"].update(bootstrap_samples=50, controls=[])
     for stage in ("s1", "s2", "s3"):
         rl = base["rl"][stage]
         rl.update(steps=2, prompts_per_step=2, group_size=4, save_every=1)

@@ -38,7 +38,7 @@ def doc_to_target(doc: dict[str, Any]) -> str:
 
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
     """`acc`: 1.0 when the `<answer>` of the generated text is correct (the `avatar evaluate` metric)."""
-    from avatar_core.recipes.evaluate import score_answers
+    from avatar_core.evaluation.scoring import score_answers
 
     if len(results) != 1 or not isinstance(results[0], str):
         raise ValueError(f"lm-eval row {doc.get('id', '?')!r}: expected one generated text, got {results!r}")
