@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from recipe_helpers import tiny_config
 
-import avatar_core.data.loader as loader_module
+import avatar_core.data.media as media_module
 from avatar_core.data.store import StoreError
 from avatar_core.recipes import common, evaluate, rl, sft
 
@@ -31,7 +31,7 @@ def opened(monkeypatch) -> list:
 
     for module in (sft, rl, evaluate):
         monkeypatch.setattr(module, "open_clips", recording_open_clips)
-    monkeypatch.setattr(loader_module, "load_clip", no_decoding)
+    monkeypatch.setattr(media_module, "load_clip", no_decoding)  # what decode_clip calls
     return loaders
 
 
