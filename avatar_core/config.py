@@ -112,6 +112,33 @@ class MediaConfig(Section):
     max_resolution: int = Field(
         8192, gt=0, description="Clips wider or taller than this are rejected as absurd."
     )
+    audio_dtype: Literal["float32", "float16"] = Field(
+        "float32",
+        description="Dtype of the audio in the media store: float32 keeps the decoded samples exactly, "
+        "float16 halves their bytes (readers get float32 back, rounded to float16 precision).",
+    )
+
+
+class LoaderConfig(Section):
+    """How SFT, RL and evaluation read clips from the media store; none of it changes results, so
+    no stage lists these keys as DVC params."""
+
+    cache_mb: float = Field(
+        512.0,
+        ge=0,
+        description="RAM cache of clips read from the store, per process, in MiB (least recently used "
+        "clips are dropped first; 0: keep none beyond the batches being loaded).",
+    )
+    threads: int = Field(
+        1,
+        ge=0,
+        description="Background threads that load the next batch's clips while the current batch "
+        "trains or generates (0: load in the training thread when needed).",
+    )
+    verify: bool = Field(
+        True,
+        description="Check each store entry's CRC-32 when it is read (a corrupt entry names its sample).",
+    )
 
 
 class DataConfig(Section):
@@ -128,7 +155,12 @@ class DataConfig(Section):
     media: MediaConfig = Field(
         default_factory=MediaConfig, description="Decoding settings shared by all stages."
     )
-    num_workers: int = Field(2, ge=0, description="Decoding worker processes (0: in the main process).")
+    num_workers: int = Field(
+        2, ge=0, description="Decoding worker processes of ingest (0 or 1: in the main process)."
+    )
+    loader: LoaderConfig = Field(
+        default_factory=LoaderConfig, description="Reading clips from the media store while training."
+    )
 
     @model_validator(mode="after")
     def _path_for_files(self) -> DataConfig:

@@ -6,10 +6,15 @@
 - `hf_dataset`: `data.path` is a folder written by `save_to_disk` (a DatasetDict, or a Dataset
   whose rows may carry a `split` column).
 Each record is validated with `Sample.from_row`; its media path must resolve inside the media
-root (`data.media_root`, else `paths.data_dir`, the same rule the recipes use), pass the size and
-length limits, and decode its first frame. Ids must be unique (they key the replay buffer).
-Records that fail are written to `data_dir/rejected.jsonl` with file, line, field and reason, and
-counted in the report; none is dropped silently. Media are not copied.
+root (`data.media_root`, else `paths.data_dir`, the same rule the recipes use). Ids must be
+unique (they key the replay buffer). Then every media file is decoded once, with the media
+settings of params.yaml and in `data.num_workers` processes, into the media store
+(`data_dir/media_store`, store.py) that SFT, RL and evaluation read; a file that breaks a limit
+or fails to decode is not stored. Records that fail any check are written to
+`data_dir/rejected.jsonl` with file, line, field and reason, and counted in the report; none is
+dropped silently. The synthetic source goes through the same decoding pass (a generated clip
+that failed would be rejected the same way). Source media are not copied; the store holds the
+model-ready frames and audio.
 """
 
 from __future__ import annotations
@@ -17,18 +22,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
-from avatar_core.config import AvatarConfig, MediaConfig
-from avatar_core.data.datasets_io import SPLITS, load_split, write_data_card, write_splits
-from avatar_core.data.media import MediaError, load_frames, probe_media, resolve_media_path
+from avatar_core.config import AvatarConfig
+from avatar_core.data.datasets_io import DATASET_DIR, SPLITS, load_split, write_data_card, write_splits
+from avatar_core.data.media import MediaError, resolve_media_path
 from avatar_core.data.schema import RecordError, Sample
+from avatar_core.data.store import store_dir
+from avatar_core.data.store_build import build_store
 from avatar_core.data.synthetic import generate_dataset
 
 __all__ = ["IngestReport", "ingest", "load_split"]
@@ -43,6 +46,7 @@ class IngestReport:
     good: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
     rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
     rejected_path: str = ""
+    media_store: dict[str, Any] = field(default_factory=dict)  # path, entries, bytes
 
     @property
     def total_good(self) -> int:
@@ -142,22 +146,6 @@ _FIELD_TYPES: dict[str, type] = {
 }
 
 
-def check_media(path: Path, media: MediaConfig) -> str:
-    """'' when the file passes the limits and its first frame decodes, else the reason it does not."""
-    try:
-        info = probe_media(path)
-        if max(info.width, info.height) > media.max_resolution:
-            return f"resolution {info.width}x{info.height} exceeds max_resolution {media.max_resolution}"
-        if info.duration_s > media.max_duration_s:
-            return f"duration {info.duration_s:.1f}s exceeds max_duration_s {media.max_duration_s:g}"
-        if not info.has_audio and not media.allow_missing_audio:
-            return "no audio stream (allow_missing_audio is off)"
-        load_frames(path, 1, media.max_pixels, media.backend)
-    except MediaError as err:
-        return err.reason
-    return ""
-
-
 def ingest(cfg: AvatarConfig, progress: bool = True) -> IngestReport:
     """Build `paths.data_dir` from `data.source` (see the module doc) and report what was kept."""
     out_dir = Path(cfg.paths.data_dir)
@@ -174,6 +162,10 @@ def ingest(cfg: AvatarConfig, progress: bool = True) -> IngestReport:
             num_workers=cfg.data.num_workers,
         )
         report.good.update(counts)
+        rejected_lines = _store_generated(cfg, progress)
+        for entry in rejected_lines:
+            report.good[entry["split"]] -= 1
+            report.rejected[entry["split"]] += 1
     else:
         splits, rejected_lines = _ingest_records(cfg, progress)
         for split in SPLITS:
@@ -190,6 +182,12 @@ def ingest(cfg: AvatarConfig, progress: bool = True) -> IngestReport:
     with open(out_dir / REJECTED_FILE, "w", encoding="utf-8") as handle:
         for entry in rejected_lines:
             handle.write(json.dumps(entry) + "\n")
+    manifest = json.loads((store_dir(out_dir) / "store.json").read_text())
+    report.media_store = {
+        "path": str(store_dir(out_dir)),
+        "entries": manifest["entries"],
+        "bytes": manifest["frames_bytes"] + manifest["audio_bytes"],
+    }
     (out_dir / "ingest.json").write_text(json.dumps(report.as_dict(), indent=2) + "\n")
     return report
 
@@ -246,21 +244,54 @@ def _ingest_records(
                 continue
         candidates.append((record, sample, media_path))
 
-    media = cfg.data.media
-    paths = [p for _, _, p in candidates if p is not None]
-    check = partial(check_media, media=media)
-    bar = partial(tqdm, total=len(paths), desc="checking media", unit="file", disable=not progress)
-    if cfg.data.num_workers > 1 and len(paths) > 1:
-        with ProcessPoolExecutor(max_workers=cfg.data.num_workers) as pool:
-            reasons = dict(zip(paths, bar(pool.map(check, paths, chunksize=4)), strict=True))
-    else:
-        reasons = dict(zip(paths, bar(map(check, paths)), strict=True))
+    media_items = [(sample.video, path) for _, sample, path in candidates if path is not None]
+    reasons = build_store(
+        media_items, cfg.data.media, store_dir(cfg.paths.data_dir), cfg.data.num_workers, progress
+    )
 
     splits: dict[str, list[Sample]] = {split: [] for split in SPLITS}
     for record, sample, media_path in candidates:
-        if media_path is not None and reasons[media_path]:
-            reject(record, "video", f"{sample.video}: {reasons[media_path]}")
+        if media_path is not None and sample.video in reasons:
+            reject(record, "video", f"{sample.video}: {reasons[sample.video]}")
             continue
         splits[record.split].append(sample)
     rejected.sort(key=lambda entry: (entry["file"], entry["line"]))  # media failures were found later
     return splits, rejected
+
+
+def _store_generated(cfg: AvatarConfig, progress: bool) -> list[dict[str, Any]]:
+    """Decode the generated clips into the media store; samples whose clip fails are taken out of
+    the splits and returned as rejected.jsonl entries."""
+    out_dir = Path(cfg.paths.data_dir)
+    root = Path(cfg.data.media_root or out_dir)
+    splits = {split: load_split(out_dir, split) for split in SPLITS}
+    items, failures = [], {}
+    for sample in (s for samples in splits.values() for s in samples if s.video):
+        try:
+            items.append((sample.video, resolve_media_path(root, sample.video)))
+        except MediaError as err:
+            failures[sample.video] = err.reason
+    failures |= build_store(items, cfg.data.media, store_dir(out_dir), cfg.data.num_workers, progress)
+    if not failures:
+        return []
+    rejected = [
+        {
+            "file": str(out_dir / DATASET_DIR),
+            "line": line,
+            "split": split,
+            "id": s.id,
+            "field": "video",
+            "reason": f"{s.video}: {failures[s.video]}",
+        }
+        for split, samples in splits.items()
+        for line, s in enumerate(samples)
+        if s.video in failures
+    ]
+    write_splits(
+        out_dir, {split: [s for s in samples if s.video not in failures] for split, samples in splits.items()}
+    )
+    with open(out_dir / "README.md", "a", encoding="utf-8") as card:
+        card.write(
+            f"\nRejected at ingest (media failed to decode): {len(rejected)} samples, see {REJECTED_FILE}.\n"
+        )
+    return rejected

@@ -29,7 +29,8 @@ CONTROLS = BLANKING  # control name -> (blank the video, blank the audio)
 
 
 class ClipSource(Protocol):
-    """Anything that hands out the decoded clip of each sample (None for text-only samples)."""
+    """Anything that hands out the decoded clip of each sample (None for text-only samples); a
+    source that also has `prefetch(samples)` (the clip loader) is told the next batch ahead."""
 
     def get_many(self, samples: list[Sample]) -> list[Clip | None]: ...
 
@@ -75,9 +76,12 @@ def greedy_answers(
 
     was_training = bundle.model.training
     bundle.model.eval()
+    prefetch = getattr(clips, "prefetch", None)
     texts: list[str] = []
     for i in tqdm(range(0, len(samples), batch_size), desc=desc, disable=not progress, leave=False):
         chunk = samples[i : i + batch_size]
+        if prefetch is not None:  # read the next batch while this one generates
+            prefetch(samples[i + batch_size : i + 2 * batch_size])
         inputs = encode_prompts(bundle, [render_messages(s) for s in chunk], clips.get_many(chunk))
         out = generate_rollouts(bundle, inputs, group_size=1, max_new_tokens=max_new_tokens, greedy=True)
         texts += out.texts

@@ -26,7 +26,7 @@ from typing import Any
 from avatar_core.config import AvatarConfig, RLStageConfig, dotted_to_nested, merge_sections
 from avatar_core.data.schema import Sample
 from avatar_core.evaluation.scoring import greedy_answers, score_answers, summarise
-from avatar_core.recipes.common import ClipCache, load_samples, write_json
+from avatar_core.recipes.common import load_samples, open_clips, write_json
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class BudgetEvaluator:
             total_steps,
             path,
         )
-        self.clips = ClipCache(cfg)
+        self.clips = open_clips(cfg)  # the held-out clips, read from the media store
         self.records: list[dict[str, Any]] = []
 
     def start(self, step: int, bundle) -> None:
@@ -128,7 +128,10 @@ def run_cell(cfg: AvatarConfig, setting: str, variant: str, seed: int, progress:
     write_json(out / "config.json", effective)
     samples = load_samples(cfg, ab.eval_split, scfg.tasks)
     hook = BudgetEvaluator(run_cfg, samples, ab.eval_every, scfg.steps, out / "curve.jsonl")
-    result = run_rl(run_cfg, ab.stage, progress=progress, init_stage=ab.start, hook=hook)
+    try:
+        result = run_rl(run_cfg, ab.stage, progress=progress, init_stage=ab.start, hook=hook)
+    finally:
+        hook.clips.close()
     shutil.copyfile(runs / "state" / ab.stage / "log.jsonl", out / "log.jsonl")
     curve = [json.loads(x) for x in (out / "curve.jsonl").read_text().splitlines() if x.strip()]
     done = {

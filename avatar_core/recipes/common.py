@@ -1,7 +1,8 @@
-"""What every recipe needs: seeding, the samples of a stage, decoded clips, hints, checkpoints.
+"""What every recipe needs: seeding, the samples of a stage, their clips, hints, checkpoints.
 
 Recipes stay explicit loops; this module only holds the I/O they share so that SFT, RL and
-evaluation read data, media and checkpoints the same way.
+evaluation read data, media and checkpoints the same way. Clips of the ingested data set come
+from the media store ingest wrote, through a bounded cache (avatar_core/data/loader.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 
 from avatar_core.config import STAGES, AvatarConfig
-from avatar_core.data.media import BLANKING, Clip, MediaError, blank_clip, decode_clip, resolve_media_path
+from avatar_core.data.loader import ClipLoader, DecodeSource, StoreSource
 from avatar_core.data.schema import Sample
 
 log = logging.getLogger(__name__)
@@ -66,42 +67,23 @@ def media_root(cfg: AvatarConfig) -> Path:
     return Path(cfg.data.media_root or cfg.paths.data_dir)
 
 
-class ClipCache:
-    """Decodes each clip once. `blank` names an evaluation control (`BLANKING`): `blank_media` gives black frames and silence of the same shapes, `blank_video` black
-    frames only, `blank_audio` silence only; True means `blank_media`."""
-
-    def __init__(self, cfg: AvatarConfig, root: str | Path | None = None, blank: bool | str = False) -> None:
-        self.media = cfg.data.media
-        self.root = Path(root) if root is not None else media_root(cfg)
-        mode = "blank_media" if blank is True else blank or None
-        if mode is not None and mode not in BLANKING:
-            raise ValueError(f"unknown control {mode!r}; valid names: {', '.join(BLANKING)}")
-        self.blank = BLANKING[mode] if mode else None  # (video, audio) to blank
-        self._clips: dict[str, Clip | None] = {}
-
-    def get(self, sample: Sample) -> Clip | None:
-        if not sample.video:
-            return None
-        if sample.video not in self._clips:
-            clip = decode_clip(resolve_media_path(self.root, sample.video), self.media)
-            if self.blank is not None:
-                clip = blank_clip(clip, *self.blank)
-            self._clips[sample.video] = clip
-        return self._clips[sample.video]
-
-    def get_many(self, samples: list[Sample]) -> list[Clip | None]:
-        return [self.get(s) for s in samples]
+def open_clips(cfg: AvatarConfig, root: str | Path | None = None) -> ClipLoader:
+    """A bounded, prefetching reader of clips (`data.loader`): the ingested data set's clips come
+    from its media store (built with the same `data.media` settings, else a clear error), clips
+    under another `root` (an external benchmark's folder) are decoded when first read."""
+    settings = cfg.data.loader
+    if root is None:
+        source = StoreSource(cfg.paths.data_dir, media_root(cfg), cfg.data.media, verify=settings.verify)
+    else:
+        source = DecodeSource(root, cfg.data.media)
+    return ClipLoader(source, cache_bytes=int(settings.cache_mb * 2**20), threads=settings.threads)
 
 
-def decodable(samples: list[Sample], clips: ClipCache) -> tuple[list[Sample], list[dict[str, str]]]:
-    """Split samples into those whose media decode and a report of those that do not."""
-    good, bad = [], []
-    for s in samples:
-        try:
-            clips.get(s)
-            good.append(s)
-        except MediaError as err:
-            bad.append({"id": s.id, "video": s.video, "reason": str(err)})
+def decodable(samples: list[Sample], clips: ClipLoader) -> tuple[list[Sample], list[dict[str, str]]]:
+    """Split samples into those whose media the store holds and a report of those it does not.
+    Ingest already decoded every clip (and rejected those that failed), so nothing is read here:
+    a stage starts in the same time whatever the data set size."""
+    good, bad = clips.check(samples)
     for b in bad:
         log.warning("skipping sample %s: %s", b["id"], b["reason"])
     return good, bad

@@ -27,7 +27,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from avatar_core.config import AvatarConfig
-from avatar_core.data.media import resolve_media_path
+from avatar_core.data.loader import ClipLoader, control_clips
+from avatar_core.data.media import MediaError, resolve_media_path
 from avatar_core.data.schema import Sample, format_question
 from avatar_core.evaluation.judge_check import judge_check_for
 from avatar_core.evaluation.judge_check import markdown_report as judge_markdown
@@ -36,11 +37,10 @@ from avatar_core.evaluation.report import benchmark_markdown, flat_metrics, mark
 from avatar_core.evaluation.scoring import greedy_answers, score_answers, summarise
 from avatar_core.evaluation.stats import chance_level
 from avatar_core.recipes.common import (
-    ClipCache,
-    decodable,
     load_samples,
     load_stage_policy,
     media_root,
+    open_clips,
     stage_model_dir,
     write_json,
 )
@@ -103,13 +103,29 @@ def load_benchmarks(cfg: AvatarConfig) -> tuple[dict[str, tuple[list[Sample], Pa
     return sets, report
 
 
-def drop_undecodable(sets: dict, report: dict, caches: dict[str, ClipCache]) -> None:
+def undecodable_split(samples: list[Sample], clips: ClipLoader) -> tuple[list[Sample], list[dict[str, str]]]:
+    """Split benchmark samples into those whose media decode and a report of those that do not.
+    A benchmark's clips are not in the media store, so each is decoded once here (through the
+    bounded loader: memory stays flat however large the benchmark)."""
+    good, bad = [], []
+    for s in samples:
+        try:
+            clips.get(s)
+            good.append(s)
+        except MediaError as err:
+            bad.append({"id": s.id, "video": s.video, "reason": str(err)})
+            log.warning("skipping sample %s: %s", s.id, err)
+    return good, bad
+
+
+def drop_undecodable(cfg: AvatarConfig, sets: dict, report: dict) -> None:
     """Leave out benchmark records whose media do not decode, listing them in the report."""
     for name in list(sets):
         if name not in report:
             continue
         samples, root = sets[name]
-        good, bad = decodable(samples, caches[name])
+        with open_clips(cfg, root=root) as clips:
+            good, bad = undecodable_split(samples, clips)
         report[name]["undecodable"] = len(bad)
         report[name]["undecodable_records"] = bad
         report[name]["evaluated"] = len(good)
@@ -125,7 +141,7 @@ def export_lm_eval_jsonl(samples: list[Sample], path: str | Path, media_root: st
 
     Fields: id, task, prompt (= format_question(sample), the user text `avatar evaluate` sends),
     answer (the option letter or the number, as text: a column of one type), answer_type,
-    choices, video (absolute path, resolved like ClipCache does; '' for text-only samples).
+    choices, video (absolute path, resolved as the clip loader does; '' for text-only samples).
     """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -154,9 +170,7 @@ def run_evaluate(cfg: AvatarConfig, progress: bool = True) -> dict:
     sets: dict[str, tuple[list[Sample], Path | None]] = {s: (load_samples(cfg, s), None) for s in e.splits}
     benchmark_sets, report = load_benchmarks(cfg)
     sets.update(benchmark_sets)
-    # one cache per set, shared by the stages: each clip is decoded once per run
-    caches = {name: ClipCache(cfg, root=root) for name, (_, root) in sets.items()}
-    drop_undecodable(sets, report, caches)
+    drop_undecodable(cfg, sets, report)
     for name, (samples, root) in sets.items():
         root = root if root is not None else media_root(cfg)
         export_lm_eval_jsonl(samples, Path(cfg.paths.eval_dir) / "lm_eval" / f"{name}.jsonl", root)
@@ -190,27 +204,27 @@ def run_evaluate(cfg: AvatarConfig, progress: bool = True) -> dict:
         for name, (samples, root) in sets.items():
             entry: dict = {}
             runs = ["media", *(e.controls if stage in control_stages else [])]
-            for run in runs:
-                clips = caches[name] if run == "media" else ClipCache(cfg, root=root, blank=run)
-                texts = greedy_answers(
-                    bundle,
-                    samples,
-                    clips,
-                    e.max_new_tokens,
-                    e.batch_size,
-                    desc=f"{stage}/{name} {run}",
-                    progress=progress,
-                )
-                entry[run] = summarise(
-                    score_answers(texts, samples), samples, e.bootstrap_samples, e.confidence
-                )
-                if run == "media":
-                    entry["examples"] = [
-                        {"id": s.id, "answer": s.answer, "output": t}
-                        for s, t in zip(samples[:3], texts[:3], strict=False)
-                    ]
-                    if name in report:
-                        entry["official"] = official_metrics(name, samples, texts)
+            with open_clips(cfg, root=root) as loader:  # one cache for the media run and its controls
+                for run in runs:
+                    texts = greedy_answers(
+                        bundle,
+                        samples,
+                        control_clips(loader, run),  # blanked on the fly, nothing decoded twice
+                        e.max_new_tokens,
+                        e.batch_size,
+                        desc=f"{stage}/{name} {run}",
+                        progress=progress,
+                    )
+                    entry[run] = summarise(
+                        score_answers(texts, samples), samples, e.bootstrap_samples, e.confidence
+                    )
+                    if run == "media":
+                        entry["examples"] = [
+                            {"id": s.id, "answer": s.answer, "output": t}
+                            for s, t in zip(samples[:3], texts[:3], strict=False)
+                        ]
+                        if name in report:
+                            entry["official"] = official_metrics(name, samples, texts)
             stage_results[name] = entry
             log.info(
                 "%s on %s: accuracy %.3f%s",

@@ -25,6 +25,7 @@ Where this departs from the paper or the authors' code:
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from pathlib import Path
@@ -46,12 +47,12 @@ from avatar_core.config import AvatarConfig, RLStageConfig
 from avatar_core.data.schema import render_messages
 from avatar_core.recipes import checkpoint as ckpt
 from avatar_core.recipes.common import (
-    ClipCache,
     decodable,
     load_hints,
     load_samples,
     load_stage_policy,
     media_root,
+    open_clips,
     previous_stage,
     seed_everything,
     stage_model_dir,
@@ -149,7 +150,7 @@ def run_rl(
     if ref is not None:
         ref.model.eval().requires_grad_(False)
 
-    clips = ClipCache(cfg)
+    clips = open_clips(cfg)
     samples, rejected = decodable(
         prompt_pool(load_samples(cfg, "train", scfg.tasks), scfg.max_prompts), clips
     )
@@ -199,10 +200,11 @@ def run_rl(
     while state["step"] < scfg.steps:
         t0 = time.perf_counter()
         # 1. prompts and hint decisions
-        batch = [
-            samples[i]
-            for i in rng.choice(len(samples), size=min(scfg.prompts_per_step, len(samples)), replace=False)
-        ]
+        n_prompts = min(scfg.prompts_per_step, len(samples))
+        batch = [samples[i] for i in rng.choice(len(samples), size=n_prompts, replace=False)]
+        # the next step's prompts, drawn from a copy of rng (its state is untouched), load meanwhile
+        upcoming = copy.deepcopy(rng).choice(len(samples), size=n_prompts, replace=False)
+        clips.prefetch([samples[i] for i in upcoming])
         decisions = [
             trigger.decide(s.id, tracker, bool(hints.get(s.id))) if scfg.hints.enabled else (False, "")
             for s in batch
@@ -405,6 +407,7 @@ def run_rl(
                 )
             dist.barrier()
     bar.close()
+    clips.close()  # its loader threads end with the stage (the ablation runs many in one process)
 
     result: dict = {}
     if dist.rank == 0:

@@ -25,11 +25,12 @@ from avatar_core.config import AvatarConfig
 from avatar_core.data.schema import Sample, render_messages
 from avatar_core.recipes import checkpoint as ckpt
 from avatar_core.recipes.common import (
-    ClipCache,
+    ClipLoader,
     decodable,
     load_hints,
     load_samples,
     load_stage_policy,
+    open_clips,
     seed_everything,
     stage_model_dir,
     write_json,
@@ -55,7 +56,7 @@ def hinted_in_sft(seed: int, step: int, sample_id: str, fraction: float) -> bool
 
 
 def sft_loss(
-    bundle, samples: list[Sample], clips: ClipCache, hints: list[str | None] | None = None
+    bundle, samples: list[Sample], clips: ClipLoader, hints: list[str | None] | None = None
 ) -> torch.Tensor:
     """Mean NLL per assistant token over a micro-batch; `hints[i]` renders sample i with a hint."""
     from avatar_core.models.generation import completion_logprobs
@@ -89,7 +90,7 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
     seed_everything(cfg.seed + dist.rank)
     bundle = load_stage_policy(cfg, "base")
     model = bundle.model
-    clips = ClipCache(cfg)
+    clips = open_clips(cfg)
     train, rejected = decodable(load_samples(cfg, "train", scfg.tasks), clips)
     train = [s for s in train if s.reasoning]
     val = decodable(load_samples(cfg, "validation", scfg.tasks), clips)[0] if cfg.data.synthetic.n_val else []
@@ -124,6 +125,7 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
                 hint_of.get(s.id) if hinted_in_sft(cfg.seed, step, s.id, scfg.hint_fraction) else None
                 for s in micro
             ]
+            clips.prefetch([train[i] for i in order[: scfg.batch_size]])  # read while this batch trains
             loss = sft_loss(bundle, micro, clips, hinted) / scfg.grad_accum
             loss.backward()
             losses.append(float(loss.detach()) * scfg.grad_accum)
@@ -147,6 +149,7 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
                 ckpt.trainer_state(fp, optimizer, scheduler, rng, order=order, step=step),
             )
     bar.close()
+    clips.close()
     if dist.rank != 0:
         dist.barrier()
         return {}
@@ -180,11 +183,11 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
 
 
 @torch.no_grad()
-def validation_loss(bundle, samples: list[Sample], clips: ClipCache, batch_size: int) -> float:
+def validation_loss(bundle, samples: list[Sample], clips: ClipLoader, batch_size: int) -> float:
     bundle.model.eval()
-    losses = [
-        float(sft_loss(bundle, samples[i : i + batch_size], clips))
-        for i in range(0, len(samples), batch_size)
-    ]
+    losses = []
+    for i in range(0, len(samples), batch_size):
+        clips.prefetch(samples[i + batch_size : i + 2 * batch_size])
+        losses.append(float(sft_loss(bundle, samples[i : i + batch_size], clips)))
     bundle.model.train()
     return float(np.mean(losses))

@@ -11,8 +11,9 @@ import pytest
 
 from avatar_core.config import AvatarConfig, MediaConfig
 from avatar_core.data.datasets_io import load_split
-from avatar_core.data.ingest import check_media, ingest
+from avatar_core.data.ingest import ingest
 from avatar_core.data.schema import Sample
+from avatar_core.data.store_build import decode_for_store
 
 GOOD = [
     {"id": "q1", "task": "avqa", "question": "What sounds?", "answer": "B", "choices": ["dog", "car"],
@@ -125,14 +126,17 @@ def test_hf_dataset_source(tmp_path, media_root):
 
 
 def test_media_limits_reject_with_reason(media_dir):
-    assert check_media(media_dir / "indexed.mp4", MediaConfig()) == ""
-    assert check_media(media_dir / "wide.mp4", MediaConfig(max_resolution=100)).startswith(
+    """What ingest's decoding pass reports for a file it does not store."""
+    assert not isinstance(decode_for_store(media_dir / "indexed.mp4", MediaConfig()), str)
+    assert decode_for_store(media_dir / "wide.mp4", MediaConfig(max_resolution=100)).startswith(
         "resolution 112x84"
     )
-    assert "no audio stream" in check_media(
+    assert "no audio stream" in decode_for_store(
         media_dir / "silent_track_missing.mp4", MediaConfig(allow_missing_audio=False)
     )
-    assert check_media(media_dir / "indexed.mp4", MediaConfig(max_duration_s=1.0)).startswith("duration 2.0s")
+    assert decode_for_store(media_dir / "indexed.mp4", MediaConfig(max_duration_s=1.0)).startswith(
+        "duration 2.0s"
+    )
 
 
 def test_missing_source_is_an_error(tmp_path, media_root):

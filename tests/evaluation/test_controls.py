@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 
 from avatar_core.config import AvatarConfig, ConfigError, config_from_dict
-from avatar_core.data.media import Clip
+from avatar_core.data.ingest import ingest
+from avatar_core.data.loader import control_clips
+from avatar_core.data.media import Clip, decode_clip, resolve_media_path
 from avatar_core.data.schema import SYSTEM_PROMPT, format_question
-from avatar_core.data.synthetic import generate_dataset
 from avatar_core.evaluation.report import markdown_table
 from avatar_core.evaluation.scoring import CONTROLS, greedy_answers, score_answers
 from avatar_core.models.loading import build_tiny_policy, load_policy, save_policy
-from avatar_core.recipes.common import ClipCache, load_samples
+from avatar_core.recipes.common import load_samples, media_root, open_clips
 from avatar_core.recipes.evaluate import run_evaluate
 
 MAX_NEW = 10
@@ -41,7 +42,7 @@ def world(tmp_path_factory) -> AvatarConfig:
             },
         }
     )
-    generate_dataset(cfg.data.synthetic, cfg.paths.data_dir, seed=0, progress=False, n_frames=4)
+    ingest(cfg, progress=False)  # the generator's clips and their media store
     samples = load_samples(cfg, "test")
     corpus = [SYSTEM_PROMPT] + [format_question(s) + "<think>1</think><answer>A</answer>" for s in samples]
     save_policy(build_tiny_policy(cfg.model.tiny, corpus, seed=3), cfg.paths.model_dir)
@@ -50,32 +51,47 @@ def world(tmp_path_factory) -> AvatarConfig:
 
 
 class ZeroedByHand:
-    """Reference clip source: decodes like ClipCache, then zeros arrays with numpy directly."""
+    """Reference clip source: decodes each file (no media store, no loader), then zeros arrays
+    with numpy directly."""
 
     def __init__(self, cfg: AvatarConfig, video: bool, audio: bool) -> None:
-        self.inner, self.video, self.audio = ClipCache(cfg), video, audio
+        self.cfg, self.video, self.audio = cfg, video, audio
 
     def get_many(self, samples):
         out = []
-        for clip in self.inner.get_many(samples):
+        for s in samples:
+            clip = decode_clip(resolve_media_path(media_root(self.cfg), s.video), self.cfg.data.media)
             frames = clip.frames * 0 if self.video else clip.frames
             audio = clip.audio * 0 if self.audio else clip.audio
-            out.append(Clip(frames, audio, clip.sample_rate, clip.audio_missing, clip.duration_s, clip.path))
+            out.append(
+                Clip(
+                    frames,
+                    audio,
+                    clip.sample_rate,
+                    clip.audio_missing,
+                    clip.duration_s,
+                    clip.path,
+                    clip.frame_times,
+                )
+            )
         return out
 
 
-def test_clip_cache_blanks_exactly_the_named_modality(world):
+def test_control_views_blank_exactly_the_named_modality_from_one_read(world):
     sample = load_samples(world, "test")[0]
-    real = ClipCache(world).get(sample)
-    assert real.frames.any() and real.audio.any()
-    for name, (video, audio) in CONTROLS.items():
-        clip = ClipCache(world, blank=name).get(sample)
-        assert clip.frames.shape == real.frames.shape and clip.audio.shape == real.audio.shape
-        assert (not clip.frames.any()) if video else np.array_equal(clip.frames, real.frames)
-        assert (not clip.audio.any()) if audio else np.array_equal(clip.audio, real.audio)
-    assert not ClipCache(world, blank=True).get(sample).frames.any()
-    with pytest.raises(ValueError, match="unknown control 'blank_smell'; valid names: blank_media"):
-        ClipCache(world, blank="blank_smell")
+    with open_clips(world) as loader:
+        real = loader.get(sample)
+        assert real.frames.any() and real.audio.any()
+        assert control_clips(loader, "media") is loader and control_clips(loader, None) is loader
+        for name, (video, audio) in CONTROLS.items():
+            clip = control_clips(loader, name).get(sample)
+            assert clip.frames.shape == real.frames.shape and clip.audio.shape == real.audio.shape
+            assert (not clip.frames.any()) if video else np.array_equal(clip.frames, real.frames)
+            assert (not clip.audio.any()) if audio else np.array_equal(clip.audio, real.audio)
+        assert real.frames.any() and real.audio.any()  # blanking never writes into the cached clip
+        assert loader.stats.loads == 1  # the controls are made on the fly from the one cached read
+        with pytest.raises(ValueError, match="unknown control 'blank_smell'; valid names: blank_media"):
+            control_clips(loader, "blank_smell")
 
 
 def test_every_control_is_reported_per_stage_set_and_family(world):

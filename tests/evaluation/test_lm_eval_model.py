@@ -16,14 +16,14 @@ from lm_eval.api.instance import Instance
 from lm_eval.tasks import TaskManager
 
 from avatar_core.config import AvatarConfig
+from avatar_core.data.ingest import ingest
 from avatar_core.data.media import MediaError
 from avatar_core.data.schema import SYSTEM_PROMPT, Sample, format_question, render_messages
-from avatar_core.data.synthetic import generate_dataset
 from avatar_core.evaluation.lm_eval_model import AvatarLM, continuation_scores
 from avatar_core.evaluation.lm_eval_tasks import SYNTH_TASK, TASKS_DIR
 from avatar_core.models.inputs import encode_prompts
 from avatar_core.models.loading import build_tiny_policy, load_policy, save_policy
-from avatar_core.recipes.common import ClipCache, load_samples, media_root
+from avatar_core.recipes.common import load_samples, media_root, open_clips
 from avatar_core.recipes.evaluate import export_lm_eval_jsonl, greedy_answers, run_evaluate, score_answers
 
 pytestmark = pytest.mark.slow
@@ -55,9 +55,7 @@ def world(tmp_path_factory) -> dict:
             },
         }
     )
-    generate_dataset(
-        cfg.data.synthetic, cfg.paths.data_dir, seed=0, progress=False, n_frames=cfg.data.media.n_frames
-    )
+    ingest(cfg, progress=False)  # the generator's clips and their media store
     samples = load_samples(cfg, "test")
     corpus = [SYSTEM_PROMPT] + [
         format_question(s) + "<think>count</think><answer>A</answer>" for s in samples
@@ -76,7 +74,7 @@ def test_lm_eval_gives_the_answers_and_accuracy_of_avatar_evaluate(world, monkey
     cfg, samples = world["cfg"], world["samples"]
     results = run_evaluate(cfg, progress=False)  # also exports results/eval/lm_eval/test.jsonl
     bundle = load_policy(str(world["ckpt"]))
-    ours = greedy_answers(bundle, samples, ClipCache(cfg), MAX_NEW, BATCH, progress=False)
+    ours = greedy_answers(bundle, samples, open_clips(cfg), MAX_NEW, BATCH, progress=False)
     our_scores = score_answers(ours, samples)
     evaluated = results["stages"]["base"]["test"]
     assert [e["output"] for e in evaluated["examples"]] == ours[:3]
@@ -123,7 +121,7 @@ def test_loglikelihood_matches_a_direct_teacher_forced_pass(world):
     samples = world["samples"]
     model = AvatarLM(pretrained=str(world["ckpt"]), batch_size=BATCH)
     bundle = model.bundle
-    clips = ClipCache(world["cfg"])
+    clips = open_clips(world["cfg"])
     cases = [(samples[0], " B"), (samples[2], "<answer>2</answer>"), (samples[3], "C"), (TEXT_ONLY, "A")]
     got = model.loglikelihood([_request(world, s, c, k) for k, (s, c) in enumerate(cases)], disable_tqdm=True)
     tokenize = bundle.tokenizer
@@ -141,7 +139,7 @@ def test_greedy_flag_on_the_model_s_own_greedy_tokens(world):
     """Token level (a byte-level BPE does not always re-encode decoded text to the same ids)."""
     samples = world["samples"]
     bundle = load_policy(str(world["ckpt"]))
-    clips = ClipCache(world["cfg"])
+    clips = open_clips(world["cfg"])
     rows = [samples[0], samples[3]]
     inputs = encode_prompts(bundle, [render_messages(s) for s in rows], clips.get_many(rows))
     prompt_len = inputs["input_ids"].shape[1]
@@ -183,7 +181,7 @@ def test_the_documented_command_line_runs_the_task(world, tmp_path):
     """`python -m avatar_core.evaluation.lm_eval_tasks --model avatar ...` from the data's directory."""
     samples = world["samples"]
     bundle = load_policy(str(world["ckpt"]))
-    ours = greedy_answers(bundle, samples, ClipCache(world["cfg"]), 4, BATCH, progress=False)
+    ours = greedy_answers(bundle, samples, open_clips(world["cfg"]), 4, BATCH, progress=False)
     export_lm_eval_jsonl(samples, world["root"] / "results/eval/lm_eval/test.jsonl", world["media"])
     command = [sys.executable, "-m", "avatar_core.evaluation.lm_eval_tasks", "--model", "avatar"]
     command += [

@@ -204,3 +204,18 @@ def test_code_deps_cover_what_the_recipe_imports(stages: dict[str, dict], name: 
         f for f in import_closure(module) - NOT_DEPS if not any(f == d or f.startswith(d + "/") for d in deps)
     )
     assert not uncovered, f"dvc.yaml stage {name} runs code it does not list as deps: {uncovered}"
+
+
+def test_media_settings_rerun_ingest_and_reader_settings_rerun_nothing(stages: dict[str, dict]) -> None:
+    """data.media decides what the media store holds; data.loader (cache, read-ahead) and
+    data.num_workers change how fast, never what: no stage may list them, and ingest must not list
+    `data` whole (that would include them)."""
+    assert "data.media" in stages["ingest"]["params"]
+    for name, stage in stages.items():
+        for key in stage["params"]:
+            assert key not in ("data", "data.loader", "data.num_workers"), (name, key)
+            assert not key.startswith("data.loader."), (name, key)
+    listed = {k.removeprefix("data.") for k in stages["ingest"]["params"] if k.startswith("data.")}
+    from avatar_core.config import DataConfig
+
+    assert listed == set(DataConfig.model_fields) - {"loader", "num_workers"}

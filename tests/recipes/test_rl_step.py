@@ -16,7 +16,7 @@ import torch
 from recipe_helpers import tiny_config
 
 from avatar_core.algos.advantages import group_advantages
-from avatar_core.recipes.common import ClipCache, load_samples, load_stage_policy
+from avatar_core.recipes.common import load_samples, load_stage_policy, open_clips
 from avatar_core.recipes.rl import objective_params
 from avatar_core.recipes.rl_batch import collate, rows_from_rollouts
 from avatar_core.recipes.rl_parts import Distributed, objective_step, reward_columns, stage_rewards
@@ -68,7 +68,7 @@ def test_grpo_update_matches_plain_formula(project, fused, head_reachable, monke
     bundle = load_stage_policy(cfg, "sft")
     if not head_reachable:  # models whose LM head cannot be reached fall back to full-model log-probs
         monkeypatch.setattr(type(bundle), "lm_head", lambda self: None)
-    clips = ClipCache(cfg)
+    clips = open_clips(cfg)
     batch = load_samples(cfg, "train", scfg.tasks)[:2]
     inputs = encode_prompts(bundle, [render_messages(s) for s in batch], clips.get_many(batch))
     torch.manual_seed(3)
