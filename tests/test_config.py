@@ -170,7 +170,7 @@ BAD_INPUTS = [
     ),
     (nested("data.synthetic.frame_size", 50), "data.synthetic.frame_size", "multiple of 28"),
     (nested("data.media.backend", "ffmpeg"), "data.media.backend", "'decord' or 'pyav' (got 'ffmpeg')"),
-    (nested("data.source", "jsonl"), "data", "data.path is required when data.source is 'jsonl'"),
+    (nested("data.source", "jsonl"), "data.path", "required when data.source is 'jsonl'"),
     (nested("model.lora.target_modules", 3), "model.lora.target_modules", "valid string (got 3)"),
     (
         nested("model.tiny.temporal_patch_size", 3),

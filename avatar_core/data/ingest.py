@@ -5,11 +5,16 @@
   field, default train) or a folder holding train.jsonl / validation.jsonl / test.jsonl.
 - `hf_dataset`: `data.path` is a folder written by `save_to_disk` (a DatasetDict, or a Dataset
   whose rows may carry a `split` column).
-Each record is validated with `Sample.from_row`; its media path must resolve inside the media
-root (`data.media_root`, else `paths.data_dir`, the same rule the recipes use), pass the size and
-length limits, and decode its first frame. Ids must be unique (they key the replay buffer).
-Records that fail are written to `data_dir/rejected.jsonl` with file, line, field and reason, and
-counted in the report; none is dropped silently. Media are not copied.
+Each record is validated with `Sample.from_row`; its media path (and every `extra_media` path)
+must resolve inside the media root (`data.media_root`, else `paths.data_dir`, the same rule the
+recipes use), the video must pass the size and length limits and decode its first frame, and the
+question and option texts must fit `data.max_question_chars`. Ids must be unique (they key the
+replay buffer). Every record-level problem, including a line that is not UTF-8, JSON nested
+deeper than the parser allows, or a path the OS refuses (a symlink loop, a NUL byte, a name too
+long), is written to `data_dir/rejected.jsonl` with file, line, field and reason, and counted in
+the report; none is dropped silently and none stops the ingest. A source that yields no usable
+record at all is an `IngestError`, raised after the report and rejected.jsonl are written.
+Media are not copied.
 """
 
 from __future__ import annotations
@@ -28,12 +33,16 @@ from tqdm.auto import tqdm
 from avatar_core.config import AvatarConfig, MediaConfig
 from avatar_core.data.datasets_io import SPLITS, load_split, write_data_card, write_splits
 from avatar_core.data.media import MediaError, load_frames, probe_media, resolve_media_path
-from avatar_core.data.schema import RecordError, Sample
+from avatar_core.data.schema import RecordError, Sample, parse_json_line
 from avatar_core.data.synthetic import generate_dataset
 
-__all__ = ["IngestReport", "ingest", "load_split"]
+__all__ = ["IngestError", "IngestReport", "ingest", "load_split"]
 
 REJECTED_FILE = "rejected.jsonl"
+
+
+class IngestError(ValueError):
+    """A source with no usable record; the message names the source and where the reasons are."""
 
 
 @dataclass
@@ -66,14 +75,13 @@ class _Record:
 
 
 def _jsonl_records(path: Path, default_split: str | None) -> Iterator[_Record]:
-    with path.open(encoding="utf-8") as handle:
-        for number, text in enumerate(handle, 1):
-            if not text.strip():
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            row, problem = parse_json_line(raw, first=number == 1)
+            if problem:
+                yield _Record(str(path), number, default_split or "train", None, problem)
                 continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as err:
-                yield _Record(str(path), number, default_split or "train", None, f"not valid JSON: {err.msg}")
+            if row is None and not raw.strip():
                 continue
             if not isinstance(row, dict):
                 yield _Record(
@@ -142,6 +150,22 @@ _FIELD_TYPES: dict[str, type] = {
 }
 
 
+def check_texts(sample: Sample, max_chars: int) -> tuple[str, str] | None:
+    """(field, reason) when the question or an option text is longer than `max_chars`."""
+    if len(sample.question) > max_chars:
+        return (
+            "question",
+            f"question is {len(sample.question)} characters; data.max_question_chars is {max_chars}",
+        )
+    for index, choice in enumerate(sample.choices):
+        if len(choice) > max_chars:
+            return (
+                "choices",
+                f"option {index + 1} is {len(choice)} characters; data.max_question_chars is {max_chars}",
+            )
+    return None
+
+
 def check_media(path: Path, media: MediaConfig) -> str:
     """'' when the file passes the limits and its first frame decodes, else the reason it does not."""
     try:
@@ -155,6 +179,8 @@ def check_media(path: Path, media: MediaConfig) -> str:
         load_frames(path, 1, media.max_pixels, media.backend)
     except MediaError as err:
         return err.reason
+    except OSError as err:  # the OS refusing the file (permissions, I/O error) is a reason, not a crash
+        return f"cannot read: {err.strerror or err}"
     return ""
 
 
@@ -191,7 +217,19 @@ def ingest(cfg: AvatarConfig, progress: bool = True) -> IngestReport:
         for entry in rejected_lines:
             handle.write(json.dumps(entry) + "\n")
     (out_dir / "ingest.json").write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+    if report.total_good == 0:
+        raise IngestError(_nothing_usable(cfg, rejected_lines, out_dir / REJECTED_FILE))
     return report
+
+
+def _nothing_usable(cfg: AvatarConfig, rejected: list[dict[str, Any]], rejected_path: Path) -> str:
+    if not rejected:
+        return f"{cfg.data.path}: no records (the source is empty); nothing to train on"
+    first = "; ".join(f"{r['file']}:{r['line']}: {r['reason']}" for r in rejected[:3])
+    return (
+        f"{cfg.data.path}: all {len(rejected)} records were rejected (reasons in {rejected_path}; "
+        f"first: {first})"
+    )
 
 
 def _ingest_records(
@@ -236,8 +274,20 @@ def _ingest_records(
         if sample.id in seen:
             reject(record, "id", f"duplicate id {sample.id!r} (first seen at {seen[sample.id]})")
             continue
+        too_long = check_texts(sample, cfg.data.max_question_chars)
+        if too_long:
+            reject(record, *too_long)
+            continue
         seen[sample.id] = where
         media_path = None
+        try:
+            for extra in sample.extra_media:
+                extra_path = resolve_media_path(root, extra)
+                if not extra_path.is_file():
+                    raise MediaError(extra, "file not found")
+        except (MediaError, OSError) as err:
+            reject(record, "extra_media", str(err))
+            continue
         if sample.video:
             try:
                 media_path = resolve_media_path(root, sample.video)
