@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -72,7 +73,7 @@ def advance_schedule(scheduler) -> None:
     """scheduler.step() after a step that may have been skipped: torch warns when the optimiser did
     not step first, which is exactly what a skipped step means here."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+        warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
         scheduler.step()
 
 
