@@ -768,8 +768,8 @@ class AvatarConfig(Section):
     @model_validator(mode="after")
     def _synthetic_data_fits(self) -> AvatarConfig:
         """With synthetic data: the clip holds `n_frames` separate cues and every task a stage
-        names is generated (a family without samples in a split is reported when a stage loads it). An ingested data set's tasks are checked when a
-        stage loads it (recipes.common.load_samples), since no data file is read here."""
+        names is generated. A family without samples in a split, and the tasks of an ingested data
+        set, are reported when a stage loads the data (recipes.common.load_samples)."""
         if self.data.source != "synthetic":
             return self
         from avatar_core.data.synthetic_scene import clip_spec
