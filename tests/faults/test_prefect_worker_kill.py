@@ -147,7 +147,9 @@ def test_worker_killed_mid_run_then_a_new_run_resumes_through_dvc(tmp_path: Path
         )
         done = json.loads((root / "checkpoints" / "rl" / "s1" / "done.json").read_text())
         assert done["steps"] == STEPS
-        status = sh([str(VENV_BIN / "dvc"), "status"], root).stdout
+        status = sh(
+            [str(VENV_BIN / "dvc"), "status", "--with-deps", "evaluate"], root
+        ).stdout  # the curriculum
         assert "Data and pipelines are up to date" in status, status
         stage_locks = [p for p in root.rglob("*.lock") if ".dvc" not in p.parts and p.name != "dvc.lock"]
         assert stage_locks == []  # the dead writer's locks were taken over, then released
