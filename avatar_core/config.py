@@ -767,19 +767,14 @@ class AvatarConfig(Section):
 
     @model_validator(mode="after")
     def _synthetic_data_fits(self) -> AvatarConfig:
-        """With synthetic data: the clip holds `n_frames` separate cues and every task a stage
-        names is generated. A family without samples in a split, and the tasks of an ingested data
-        set, are reported when a stage loads the data (recipes.common.load_samples)."""
+        """With synthetic data every task a stage names is generated. A family without samples in a
+        split, and the tasks of an ingested data set, are reported when a stage loads the data
+        (recipes.common.load_samples); whether the clips can hold `n_frames` cues is checked by
+        `check_inputs` for `avatar ingest`, the one command that generates them."""
         if self.data.source != "synthetic":
             return self
-        from avatar_core.data.synthetic_scene import clip_spec
-
-        syn, problems = self.data.synthetic, []
-        try:
-            clip_spec(syn.frame_size, syn.fps, syn.duration_s, syn.sample_rate, self.data.media.n_frames)
-        except ValueError as err:
-            problems.append(f"data.media.n_frames: {err}")
-        generated = syn.tasks
+        problems: list[str] = []
+        generated = self.data.synthetic.tasks
         wanted = {"sft.tasks": self.sft.tasks or []}
         wanted |= {f"rl.{s}.tasks": self.rl.stage(s).tasks for s in STAGES}
         for key, names in wanted.items():
@@ -901,9 +896,17 @@ def load_config(path: str | Path = "params.yaml", overrides: list[str] | None = 
 def check_inputs(cfg: AvatarConfig, command: str) -> None:
     """What a command reads from outside the params file, checked before it starts (ConfigError).
 
-    Only `ingest` reads user files named in the config; later stages read what ingest wrote and
-    check it themselves (a stage's tasks against the ingested data set, for example)."""
+    Only `ingest` reads user files named in the config or generates clips; later stages read what
+    ingest wrote and check it themselves (a stage's tasks against the ingested data set, say)."""
     problems: list[tuple[str, str]] = []
+    if command == "ingest" and cfg.data.source == "synthetic":
+        from avatar_core.data.synthetic_scene import clip_spec
+
+        syn = cfg.data.synthetic
+        try:
+            clip_spec(syn.frame_size, syn.fps, syn.duration_s, syn.sample_rate, cfg.data.media.n_frames)
+        except ValueError as err:
+            problems.append(("data.media.n_frames", str(err)))
     if command == "ingest" and cfg.data.source != "synthetic":
         if not Path(cfg.data.path or "").exists():
             problems.append(("data.path", f"{cfg.data.path} does not exist"))

@@ -217,7 +217,6 @@ CONFIG_SETS = {
     "sft.tasks unknown": ["sft.tasks=[count_cats]"],
     "data.synthetic.tasks unknown": ["data.synthetic.tasks=[count_cats]"],
     "data.media.max_pixels 100 (< one patch)": ["data.media.max_pixels=100"],
-    "data.media.n_frames 3": ["data.media.n_frames=3"],
     "rl.s1.group_size 1e12": ["rl.s1.group_size=1000000000000"],
     "data.source jsonl, no data.path": ["data.source=jsonl"],
     "--set k=[1": ["k=[1"],
@@ -245,6 +244,10 @@ def config_cases(work: Path) -> list[Case]:
         args = ["sft", "--params", str(REPO / "params.yaml")] + [a for s in sets for a in ("--set", s)]
         group = "--set syntax" if name.startswith("--set") else "config value"
         cases.append(Case(group, name, *judge_error(avatar(args, work), code=2)))
+    ingest = ["ingest", "--params", str(REPO / "params.yaml"), "--set", "data.media.n_frames=3"]
+    cases.append(
+        Case("config value", "data.media.n_frames 3 (ingest)", *judge_error(avatar(ingest, work), 2))
+    )
     for name, text in PARAMS_FILES.items():
         path = work / f"{len(cases)}.yaml"
         path.write_bytes(text)

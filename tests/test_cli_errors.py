@@ -33,7 +33,6 @@ BAD_SETS = [
         "error: rl.s3.tasks: unknown tasks 'av_match', 'count_beeps', 'localise'; data.synthetic.tasks generates: count_flashes",
     ]),
     (["data.media.max_pixels=100"], ["error: data.media.max_pixels: Input should be greater than or equal to 784 (got 100)"]),
-    (["data.media.n_frames=3"], ["error: data.media.n_frames: the synthetic tasks need n_frames >= 4 sampled frames, got 3"]),
     (["rl.s1.group_size=1000000000000"], ["error: rl.s1.group_size: Input should be less than or equal to 1024 (got 1000000000000)"]),
     (["data.source=jsonl"], ["error: data.path: required when data.source is 'jsonl'"]),
     (["k=[1"], ["error: k: --set value '[1' is not valid YAML (while parsing a flow sequence, expected ',' or ']', but got '<stream end>')"]),
@@ -77,6 +76,16 @@ def test_bad_params_files_name_file_and_line(tmp_path: Path, text, expected: str
     code, lines, err = _run(["hints", "--params", str(params)], capsys)
     assert code == 2 and lines[0] == f"error: {expected.format(p=params)}"
     assert "Traceback" not in err
+
+
+def test_ingest_checks_the_generator_can_place_the_cues(capsys) -> None:
+    for n_frames, reason in [
+        (3, "the synthetic tasks need n_frames >= 4 sampled frames, got 3"),
+        (12, "a clip of 16 frames (fps 8 x 2.0s) is too short for 12 separate cues; need at least 23 frames"),
+    ]:
+        argv = ["ingest", "--params", PARAMS, "--set", f"data.media.n_frames={n_frames}"]
+        code, lines, _ = _run(argv, capsys)
+        assert (code, lines) == (2, [f"error: data.media.n_frames: {reason}"])
 
 
 def test_missing_params_file(tmp_path: Path, capsys) -> None:
