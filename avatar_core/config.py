@@ -274,6 +274,14 @@ class OptimConfig(Section):
         le=1,
         description="Peak learning rate (authors: 5e-7 for 7B models; above 1 AdamW diverges).",
     )
+    tower_lr_scale: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="Learning rate of the vision and audio encoders as a share of lr; 0 freezes them. At "
+        "the tiny model's learning rates the encoders' outputs grow to 100x the text embeddings' norm and "
+        "lose what tells objects apart; the embedded default freezes them.",
+    )
     weight_decay: float = Field(0.0, ge=0, le=1, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
     warmup_steps: int = Field(0, ge=0, le=BIG, description="Linear warm-up steps.")
@@ -457,8 +465,77 @@ class RewardOptions(Section):
     judge: Literal["rule", "model"] = Field(
         "rule", description="rule: verifiable facts of synthetic samples; model: a VLM judge."
     )
-    judge_model: str = Field("OpenGVLab/InternVL3-2B", description="VLM judge by name when judge is model.")
-    judge_frames: int = Field(8, gt=0, le=256, description="Frames shown to the VLM judge.")
+    judge_model: str = Field(
+        "OpenGVLab/InternVL3-2B",
+        description="VLM judge when judge is model: a local folder or hub name run in this process, or "
+        "the model name sent to judge_url. The native layout (e.g. OpenGVLab/InternVL3-2B-hf) needs no "
+        "remote code; the original release needs judge_trust_remote_code.",
+    )
+    judge_frames: int = Field(8, gt=0, le=64, description="Frames shown to the VLM judge (paper: 8).")
+    judge_url: str = Field(
+        "",
+        description="Base URL of an OpenAI-compatible endpoint serving the judge (e.g. "
+        "http://gpu-host:8000/v1); '' runs judge_model in this process.",
+    )
+    judge_api_key_env: str = Field(
+        "AVATAR_JUDGE_API_KEY",
+        description="Name of the environment variable holding the served judge's bearer token (read only "
+        "when set; the token itself never belongs in params.yaml).",
+    )
+    judge_timeout_s: float = Field(60.0, gt=0, description="Timeout of one request to the served judge.")
+    judge_retries: int = Field(
+        3, ge=0, le=20, description="Retries of a failed judge request before the step fails with an error."
+    )
+    judge_retry_backoff_s: float = Field(
+        1.0, ge=0, description="First wait between judge retries; doubles each retry (at most 30 s)."
+    )
+    judge_batch_size: int = Field(
+        8,
+        gt=0,
+        le=4096,
+        description="Completions per in-process judge batch, or concurrent requests to judge_url.",
+    )
+    judge_max_new_tokens: int = Field(64, gt=0, le=32_768, description="Length budget of the judge's answer.")
+    judge_max_pixels: int = Field(
+        448 * 448,
+        ge=28 * 28,
+        description="Pixel budget of each frame sent to a served judge (InternVL3 tiles are 448x448); an "
+        "in-process judge uses its own processor's tile size.",
+    )
+    judge_dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="Parameter dtype of an in-process judge."
+    )
+    judge_trust_remote_code: bool = Field(
+        False,
+        description="Allow a judge checkpoint that runs code from its repository (InternVL's original release).",
+    )
+    judge_cache: bool = Field(
+        True,
+        description="Cache model-judge scores by (prompt id, completion hash) in the stage's run folder, so "
+        "replays and reruns do not pay twice.",
+    )
+
+    @field_validator("judge_url")
+    @classmethod
+    def _judge_url(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError(f"must be '' or an http(s):// URL, got {v!r}")
+        return v.rstrip("/")
+
+    @field_validator("judge_api_key_env")
+    @classmethod
+    def _env_name(cls, v: str) -> str:
+        if v and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+            raise ValueError("must be the NAME of an environment variable (letters, digits, _), not a key")
+        return v
+
+    @model_validator(mode="after")
+    def _url_needs_model_judge(self) -> RewardOptions:
+        if self.judge_url and self.judge != "model":
+            raise ValueError(
+                f"judge_url is set ({self.judge_url}) but judge is {self.judge!r}; set judge: model"
+            )
+        return self
 
 
 class RLStageConfig(Section):
@@ -466,6 +543,14 @@ class RLStageConfig(Section):
         default_factory=list, description="Task families (or data set task types) this stage trains on."
     )
     steps: int = Field(100, gt=0, le=BIG, description="Optimiser steps in this stage.")
+    max_prompts: int | None = Field(
+        None,
+        gt=0,
+        le=BIG,
+        description="Train on at most this many prompts of the stage's tasks, the same number from each "
+        "task (the first by id); None: all. A smaller pool brings prompts back, so a prompt that keeps "
+        "failing builds the zero-reward streak the hint trigger watches.",
+    )
     prompts_per_step: int = Field(4, gt=0, le=65_536, description="Fresh prompts sampled per step.")
     group_size: int = Field(8, ge=2, le=1024, description="G: completions per prompt.")
     rewards: dict[str, float] = Field(
@@ -613,6 +698,17 @@ class EvaluateConfig(Section):
     control_checkpoints: list[str] | None = Field(
         None, description="Checkpoints the controls run for (None: every checkpoint in `checkpoints`)."
     )
+    judge_check: bool = Field(
+        True,
+        description="When judge_check_stage rewards with a model judge, check that judge: its scores of "
+        "matching reasoning shown the frames vs blank frames (a judge that scores both the same is not looking).",
+    )
+    judge_check_stage: Literal["s1", "s2", "s3"] = Field(
+        "s3", description="RL stage whose reward_options name the judge to check."
+    )
+    judge_check_samples: int = Field(
+        32, gt=0, description="Held-out samples (with a clip and a reference trace) the judge check scores."
+    )
 
     @field_validator("controls")
     @classmethod
@@ -662,13 +758,20 @@ class AblationConfig(Section):
         description="Seeds of the reported cells (each 0..2**32-1, as `seed`); choose settings on other "
         "seeds, then leave those out.",
     )
-    steps: int | None = Field(None, gt=0, description="Optimiser steps per cell (None: the stage's steps).")
+    steps: int | None = Field(
+        None, gt=0, le=BIG, description="Optimiser steps per cell (None: the stage's steps)."
+    )
     eval_every: int = Field(
-        320, gt=0, description="Held-out evaluation every this many generated completions (the x axis)."
+        320,
+        gt=0,
+        le=BIG,
+        description="Held-out evaluation every this many generated completions (the x axis).",
     )
     eval_split: str = Field("test", description="Split of the stage's task families the cells are scored on.")
-    eval_max_new_tokens: int = Field(64, gt=0, description="Greedy answer length limit of the evaluations.")
-    eval_batch_size: int = Field(16, gt=0, description="Prompts per evaluation generation batch.")
+    eval_max_new_tokens: int = Field(
+        64, gt=0, le=131_072, description="Greedy answer length limit of the evaluations."
+    )
+    eval_batch_size: int = Field(16, gt=0, le=65_536, description="Prompts per evaluation generation batch.")
     settings: dict[str, AblationSetting] = Field(
         default_factory=lambda: {"default": AblationSetting()},
         description="Named regimes: the variants each runs and the changes (reward and data settings) they share.",
@@ -680,15 +783,22 @@ class AblationConfig(Section):
     )
     baseline: str = Field("grpo", description="Variant every other one is compared with (paired per seed).")
     workers: int = Field(
-        2, gt=0, description="Cells the Prefect ablation flow runs at a time on one machine."
+        2, gt=0, le=1024, description="Cells the Prefect ablation flow runs at a time on one machine."
     )
-    bootstrap_samples: int = Field(2000, gt=0, description="Bootstrap resamples of seeds for every interval.")
+    bootstrap_samples: int = Field(
+        2000, gt=0, le=10_000_000, description="Bootstrap resamples of seeds for every interval."
+    )
     confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of the intervals.")
 
     @model_validator(mode="after")
     def _names(self) -> AblationConfig:
-        _known("RL stage", self.stage, STAGES)
-        _known("start checkpoint", self.start, ("base", "sft", *STAGES))
+        for key, kind, name, valid in (
+            ("stage", "RL stage", self.stage, STAGES),
+            ("start", "start checkpoint", self.start, CHECKPOINTS),
+            ("eval_split", "split", self.eval_split, SPLITS),
+        ):
+            if name not in valid:
+                raise ValueError(f"ablation.{key}: unknown {kind} {name!r}; valid names: {', '.join(valid)}")
         if self.baseline not in self.variants:
             raise ValueError(f"baseline {self.baseline!r} is not one of the variants {sorted(self.variants)}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
@@ -696,7 +806,6 @@ class AblationConfig(Section):
         out_of_range = [s for s in self.seeds if not 0 <= s <= MAX_SEED]
         if out_of_range:
             raise ValueError(f"ablation.seeds: {out_of_range} outside 0..{MAX_SEED}")
-        _known("split", self.eval_split, SPLITS)
         for name, setting in self.settings.items():
             unknown = [v for v in setting.variants if v not in self.variants]
             if unknown:
@@ -755,14 +864,23 @@ class AvatarConfig(Section):
                 raw = merge_sections(base, dotted_to_nested(setting.changes), RLStageConfig)
                 raw = merge_sections(raw, dotted_to_nested(ab.variants[variant]), RLStageConfig)
                 try:
-                    RLStageConfig.model_validate(raw)
+                    cell = RLStageConfig.model_validate(raw)
                 except ValidationError as err:
                     first = err.errors()[0]
                     key = ".".join(str(p) for p in first["loc"] if not _is_schema_tag(p))
                     raise ValueError(
-                        f"ablation.variants.{variant} in setting {setting_name!r} gives an invalid rl.{ab.stage} "
-                        f"config: {key or 'stage'}: {first['msg'].removeprefix('Value error, ')}"
+                        f"ablation.variants.{variant}: in setting {setting_name!r} gives an invalid "
+                        f"rl.{ab.stage} config: {key or 'stage'}: {first['msg'].removeprefix('Value error, ')}"
                     ) from None
+                # the stage's own tasks are checked by _synthetic_data_fits under rl.<stage>.tasks
+                generated = self.data.synthetic.tasks
+                unknown = [repr(t) for t in cell.tasks if t not in generated and t not in base["tasks"]]
+                if self.data.source == "synthetic" and unknown:
+                    raise ValueError(
+                        f"ablation.settings.{setting_name}: variant {variant!r} trains on unknown "
+                        f"task{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                        f"data.synthetic.tasks generates: {', '.join(generated)}"
+                    )
         return self
 
     @model_validator(mode="after")
@@ -819,7 +937,25 @@ def _problems(err: ValidationError) -> list[tuple[str, str]]:
             messages = by_path.setdefault(where or "<root>", [])
             if reason not in messages:
                 messages.append(reason)
-    return [(path, "; or ".join(messages)) for path, messages in by_path.items()]
+    return _inherited_once({path: "; or ".join(messages) for path, messages in by_path.items()})
+
+
+def _inherited_once(problems: dict[str, str]) -> list[tuple[str, str]]:
+    """A bad value in rl.defaults fails again in every stage that inherits it: report it once, at
+    rl.defaults, naming those stages, rather than four times."""
+    inherited: dict[str, list[str]] = {}
+    for path, reason in problems.items():
+        stage_key = re.fullmatch(r"rl\.(s\d)\.(.+)", path)
+        if stage_key and problems.get(f"rl.defaults.{stage_key.group(2)}") == reason:
+            inherited.setdefault(f"rl.defaults.{stage_key.group(2)}", []).append(f"rl.{stage_key.group(1)}")
+    out = []
+    for path, reason in problems.items():
+        stage_key = re.fullmatch(r"rl\.(s\d)\.(.+)", path)
+        if stage_key and f"rl.{stage_key.group(1)}" in inherited.get(f"rl.defaults.{stage_key.group(2)}", []):
+            continue
+        stages = inherited.get(path)
+        out.append((path, f"{reason} (inherited by {', '.join(stages)})" if stages else reason))
+    return out
 
 
 def _format_error(err: ValidationError, source: str) -> ConfigError:

@@ -29,9 +29,11 @@ BAD_SETS = [
     (["evaluate.splits=[dev]"], ["error: evaluate.splits: unknown split 'dev'; valid names: train, validation, test"]),
     (["rl.s1.tasks=[count_cats]"], ["error: rl.s1.tasks: unknown task 'count_cats'; data.synthetic.tasks generates: count_flashes, av_match, count_beeps, localise"]),
     (["data.synthetic.tasks=[count_flashes]"], [
-        "error: rl.s2.tasks: unknown tasks 'av_match', 'count_beeps'; data.synthetic.tasks generates: count_flashes",
-        "error: rl.s3.tasks: unknown tasks 'av_match', 'count_beeps', 'localise'; data.synthetic.tasks generates: count_flashes",
+        "error: rl.s1.tasks: unknown task 'count_beeps'; data.synthetic.tasks generates: count_flashes",
+        "error: rl.s2.tasks: unknown tasks 'count_beeps', 'av_match'; data.synthetic.tasks generates: count_flashes",
+        "error: rl.s3.tasks: unknown tasks 'count_beeps', 'av_match', 'localise'; data.synthetic.tasks generates: count_flashes",
     ]),
+    (["ablation.settings.binary.changes={tasks: [count_cats]}"], ["error: ablation.settings.binary: variant 'grpo' trains on unknown task 'count_cats'; data.synthetic.tasks generates: count_flashes, av_match, count_beeps, localise"]),
     (["data.media.max_pixels=100"], ["error: data.media.max_pixels: Input should be greater than or equal to 784 (got 100)"]),
     (["rl.s1.group_size=1000000000000"], ["error: rl.s1.group_size: Input should be less than or equal to 1024 (got 1000000000000)"]),
     (["data.source=jsonl"], ["error: data.path: required when data.source is 'jsonl'"]),
@@ -43,6 +45,17 @@ BAD_SETS = [
     (["rl.s1.steps"], ["error: override 'rl.s1.steps' must look like key.path=value"]),
     (["seed.x=1"], ["error: seed.x: --set 'seed.x=1': 'seed' is not a section"]),
     (["rl.s1.stepz=3"], ["error: rl.s1.stepz: unknown key (not a field of this section)"]),
+    (["rl.defaults.optim.tower_lr_scale=.nan"], ["error: rl.defaults.optim.tower_lr_scale: Input should be a finite number (got nan) (inherited by rl.s1, rl.s2, rl.s3)"]),
+    (["rl.defaults.group_size=1", "rl.s3.group_size=0"], [
+        "error: rl.defaults.group_size: Input should be greater than or equal to 2 (got 1) (inherited by rl.s1, rl.s2)",
+        "error: rl.s3.group_size: Input should be greater than or equal to 2 (got 0)",
+    ]),
+    (["rl.s2.max_prompts=1e20"], ["error: rl.s2.max_prompts: Input should be a valid integer, unable to parse string as an integer (got '1e20')"]),
+    (["ablation.seeds=[1, 4294967296]"], ["error: ablation.seeds: [4294967296] outside 0..4294967295"]),
+    (["ablation.eval_split=dev"], ["error: ablation.eval_split: unknown split 'dev'; valid names: train, validation, test"]),
+    (["ablation.start=s4"], ["error: ablation.start: unknown start checkpoint 's4'; valid names: base, sft, s1, s2, s3"]),
+    (["ablation.steps=.inf"], ["error: ablation.steps: Input should be a finite number (got inf)"]),
+    (["ablation.variants.grpo={group_size: 1}"], ["error: ablation.variants.grpo: in setting 'binary' gives an invalid rl.s2 config: group_size: Input should be greater than or equal to 2"]),
 ]  # fmt: skip
 
 
@@ -146,7 +159,7 @@ def test_user_data_checked_at_ingest_and_stage_start(tmp_path: Path, capsys) -> 
     code, lines, err = _run(["rl", "--stage", "s1", "--params", str(params), "--no-progress"], capsys)
     assert code == 1 and "Traceback" not in err
     assert lines == [
-        f"error: rl.s1.tasks: task(s) count_flashes have no samples in split 'train' of "
+        f"error: rl.s1.tasks: task(s) count_beeps, count_flashes have no samples in split 'train' of "
         f"{tmp_path / 'data/synthetic'} (tasks present: quiz)"
     ]
 

@@ -5,11 +5,11 @@ clip (synthetic_tasks.py) and writes it as a real MP4 (H.264 + AAC, mp4.py), in 
 when asked. It stands in for the paper's training data (AVQA-style real videos), which cannot be
 downloaded here; the task families mirror the curriculum: S1 visual counting, S2 audio-visual
 matching and counting, S3 sound-source localisation (by audio-visual synchrony: the audio is
-mono, so "where" is found by matching the tone to the pulsing square, not by stereo cues).
+mono, so "where" is found by matching the beeps to the flashing square, not by stereo cues).
 
 Honesty, by construction and checked in tests/data:
-- every family asks one fixed question; multiple-choice options are the objects on screen, so
-  the question text carries no information about the answer;
+- every family asks one fixed question with one fixed list of options (colours, quadrants), so the
+  question text carries no information about the answer;
 - answers are balanced: within each (split, task, difficulty) the answer keys (option letters or
   counts) cycle through their range before being shuffled;
 - `hard_fraction` of each family is hard (more objects or counts, smaller, lower-contrast cues in

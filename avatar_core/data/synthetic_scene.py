@@ -9,7 +9,8 @@ for a 56-pixel frame and scaled to `frame_size`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -23,8 +24,23 @@ PALETTE: dict[str, tuple[int, int, int]] = {
     "magenta": (220, 60, 220),
     "cyan": (40, 210, 220),
 }
-POSITIONS = ("left", "right", "top", "bottom")
+# The four quadrants of the frame, in option order. Each is exactly one merged vision token of a
+# 56-pixel frame (28x28 pixels), so an object in a quadrant never straddles two tokens.
+QUADRANTS = ("top left", "top right", "bottom left", "bottom right")
 AUDIO_TOKEN_S = 0.04  # one audio token of the Whisper-style encoder covers 40 ms
+
+
+@dataclass
+class Rendered:
+    """One rendered sample: media plus the text fields of its `Sample`."""
+
+    frames: np.ndarray  # [T, H, W, 3] uint8
+    audio: np.ndarray  # [N] float32
+    answer: str
+    choices: list[str]
+    reasoning: str
+    facts: dict[str, Any]
+    layout: dict[str, Any] = field(default_factory=dict)  # geometry and timing, for tests and debugging
 
 
 @dataclass(frozen=True)
@@ -164,8 +180,15 @@ def partition_slots(rng: np.random.Generator, slots: tuple[int, ...], groups: in
 def quadrant_centres(spec: ClipSpec) -> dict[str, tuple[float, float]]:
     s = spec.size
     return {
-        "left": (s / 2, s / 4),
-        "right": (s / 2, 3 * s / 4),
-        "top": (s / 4, s / 2),
-        "bottom": (3 * s / 4, s / 2),
+        "top left": (s / 4, s / 4),
+        "top right": (s / 4, 3 * s / 4),
+        "bottom left": (3 * s / 4, s / 4),
+        "bottom right": (3 * s / 4, 3 * s / 4),
     }
+
+
+def quadrant_box(spec: ClipSpec, quadrant: str) -> tuple[int, int, int, int]:
+    """(y0, x0, y1, x1) of one quadrant of the frame."""
+    half = spec.size // 2
+    row, col = QUADRANTS.index(quadrant) // 2, QUADRANTS.index(quadrant) % 2
+    return row * half, col * half, (row + 1) * half, (col + 1) * half

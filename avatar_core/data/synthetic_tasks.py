@@ -2,28 +2,23 @@
 
 Each family renders a clip from a seeded generator and a planned answer key, so the planner (in
 synthetic.py) can balance answers exactly. The answer depends on the media only: every family
-asks one fixed question, and for multiple choice the option texts are the objects shown.
+asks one fixed question, and multiple-choice options are a fixed list (colours, quadrants).
 
 Sampling assumption: the model sees `n_frames` frames taken by `sample_frame_indices` (uniform,
-first and last included). Visual cues (flashes, pulses) are centred on those sampled frames
-("slots") and last `2 * half_width + 1` frames, with at least one unlit frame between cues on
-neighbouring slots, so a flash is both caught by the sampler and a separate flash in the full
-video. Tones that go with a pulse cover exactly the pulse's frames. Beeps of `count_beeps` lie on
-the 40 ms audio-token grid with gaps of at least 160 ms. A model sampling other frame counts still
-sees every cue only if its sampled frames include the slots (e.g. 4 slots in a 16-frame clip are
+first and last included). Visual cues (flashes) are centred on those sampled frames ("slots") and
+last `2 * half_width + 1` frames, with at least one unlit frame between cues on neighbouring
+slots, so a flash is both caught by the sampler and a separate flash in the full video. Beeps of
+`count_beeps` lie on the 40 ms audio-token grid with gaps of at least 160 ms; the beeps of the
+sync families cover exactly the target's flashes. A model sampling other frame counts still sees
+every cue only if its sampled frames include the slots (e.g. 4 slots in a 16-frame clip are
 frames 0, 5, 10, 15).
 
-- count_flashes (s1, numeric): one square, bright on `count` slots, dim on the others (at least
-  one dim slot, so bright and dim are both on screen); a flash also lights the whole scene
-  (`FLASH_GLOW`), so the count is readable from overall brightness and not only from a small
-  square of varying colour at a random place, which a tiny vision encoder does not learn to
-  pick out in minutes (measured: constant answers after 1000 SFT steps without the glow).
-- av_match (s2, mc): 2 (easy) or 4 (hard) squares of different colours pulse on disjoint slot
-  sets; the tone plays on the target's slots. Which colour makes the sound?
-- count_beeps (s2, numeric): 1-3 (easy) or 1-5 (hard) beeps of 240 or 160 ms; a square flashes a
-  different number of times as a distractor.
-- localise (s3, mc): 2 squares (left/right, easy) or 4 (left/right/top/bottom, hard) of one
-  colour pulse on disjoint slot sets; where is the one in time with the tone?
+- count_flashes (s1, numeric, needs video): one square, bright on `count` slots, dim on the others
+  (at least one dim slot); a flash also lights the whole scene (`FLASH_GLOW`), so the count is
+  readable from overall brightness (measured: constant answers after 1000 SFT steps without it).
+- count_beeps (s2, numeric, needs audio): 1-3 (easy) or 1-5 (hard) beeps of 240 or 160 ms; a square
+  flashes a different number of times as a distractor.
+- av_match (s2, mc, needs both) and localise (s3, mc, needs both): synthetic_sync.py.
 Hard samples use smaller, lower-contrast squares on a noisy background and quieter tones in noise.
 """
 
@@ -31,44 +26,28 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from avatar_core.data.schema import OPTION_LETTERS
 from avatar_core.data.synthetic_scene import (
     AUDIO_TOKEN_S,
     PALETTE,
-    POSITIONS,
+    QUADRANTS,
     STYLES,
     ClipSpec,
-    Style,
+    Rendered,
     canvas,
     draw_square,
     finish_audio,
     finish_frames,
     lit_frames,
-    partition_slots,
-    quadrant_centres,
-    slot_seconds,
     square_box,
     tone,
 )
+from avatar_core.data.synthetic_sync import AV_COLOURS, render_av_match, render_localise
 from avatar_core.registry import Registry
-
-
-@dataclass
-class Rendered:
-    """One rendered sample: media plus the text fields of its `Sample`."""
-
-    frames: np.ndarray  # [T, H, W, 3] uint8
-    audio: np.ndarray  # [N] float32
-    answer: str
-    choices: list[str]
-    reasoning: str
-    facts: dict[str, Any]
-    layout: dict[str, Any] = field(default_factory=dict)  # geometry and timing, for tests and debugging
 
 
 @dataclass(frozen=True)
@@ -173,79 +152,6 @@ def _render_count_beeps(rng: np.random.Generator, spec: ClipSpec, difficulty: st
     )
 
 
-def _sync_scene(
-    rng: np.random.Generator,
-    spec: ClipSpec,
-    style: Style,
-    centres: list[tuple[float, float]],
-    colours: list[str],
-    target: int,
-) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Squares pulsing on disjoint slot sets; the tone plays on the target's slots."""
-    groups = partition_slots(rng, spec.slots, len(centres))
-    jitter = 2 * spec.scale
-    frames = canvas(spec, style)
-    boxes = []
-    for (cy, cx), colour, slots in zip(centres, colours, groups, strict=True):
-        box = square_box(
-            cy + rng.uniform(-jitter, jitter), cx + rng.uniform(-jitter, jitter), style.side, spec
-        )
-        draw_square(frames, box, PALETTE[colour], style, lit_frames(spec, slots), spec)
-        boxes.append(box)
-    audio = np.zeros(spec.n_samples, dtype=np.float32)
-    freq = rng.uniform(500, 1000)
-    for slot in groups[target]:
-        tone(audio, *slot_seconds(spec, slot), freq, style.tone_amp, spec.sample_rate)
-    layout = {"boxes": boxes, "pulse_slots": groups, "target": target, "sound_slots": groups[target]}
-    return finish_frames(frames, style, rng), finish_audio(audio, style, rng), layout
-
-
-def _n_objects(difficulty: str, spec: ClipSpec) -> int:
-    return 2 if difficulty == "easy" else 4
-
-
-def _render_av_match(rng: np.random.Generator, spec: ClipSpec, difficulty: str, key: int) -> Rendered:
-    n = _n_objects(difficulty, spec)
-    colours = [str(c) for c in rng.choice(list(PALETTE), size=n, replace=False)]
-    places = [POSITIONS[i] for i in rng.permutation(n)]  # easy: left/right; hard: all four places
-    target = int(rng.integers(n))
-    centres = quadrant_centres(spec)
-    frames, audio, layout = _sync_scene(
-        rng, spec, STYLES[difficulty], [centres[p] for p in places], colours, target
-    )
-    others = [colours[i] for i in rng.permutation(n) if i != target]
-    choices = others[:key] + [colours[target]] + others[key:]  # the target's colour at the planned letter
-    letter = OPTION_LETTERS[key]
-    return Rendered(
-        frames,
-        audio,
-        letter,
-        choices,
-        f"<think>The {colours[target]} square pulses with the tone.</think><answer>{letter}</answer>",
-        {"colour": colours[target]},
-        layout,
-    )
-
-
-def _render_localise(rng: np.random.Generator, spec: ClipSpec, difficulty: str, key: int) -> Rendered:
-    places = list(POSITIONS[: _n_objects(difficulty, spec)])  # the options, in this fixed order
-    colour = str(rng.choice(list(PALETTE)))
-    centres = quadrant_centres(spec)
-    frames, audio, layout = _sync_scene(
-        rng, spec, STYLES[difficulty], [centres[p] for p in places], [colour] * len(places), key
-    )
-    letter = OPTION_LETTERS[key]
-    return Rendered(
-        frames,
-        audio,
-        letter,
-        places,
-        f"<think>The {places[key]} square pulses with the tone.</think><answer>{letter}</answer>",
-        {"position": places[key]},
-        layout,
-    )
-
-
 def _register(family: TaskFamily) -> None:
     TASKS.register(family.name)(family)
 
@@ -266,10 +172,10 @@ _register(
         "av_match",
         "s2",
         "mc",
-        "Coloured squares pulse and a tone plays in time with one of them. Which colour makes the sound?",
-        "First find the square that pulses with the tone, then name its colour.",
-        _n_objects,
-        _render_av_match,
+        "Coloured squares flash and beeps sound in time with one of them. Which colour makes the sound?",
+        "Count the beeps, then find the square that flashes as many times and name its colour.",
+        lambda d, spec: len(AV_COLOURS),
+        render_av_match,
     )
 )
 _register(
@@ -288,10 +194,10 @@ _register(
         "localise",
         "s3",
         "mc",
-        "Squares pulse and a tone plays in time with one of them. Where is the square that makes the sound?",
-        "First find the square that pulses with the tone, then say where it is.",
-        _n_objects,
-        _render_localise,
+        "Squares flash and beeps sound in time with one of them. Where is the square that makes the sound?",
+        "Count the beeps, then find the square that flashes as many times and say where it is.",
+        lambda d, spec: len(QUADRANTS),
+        render_localise,
     )
 )
 

@@ -52,6 +52,7 @@ from avatar_core.recipes.common import (
     load_hints,
     load_samples,
     load_stage_policy,
+    media_root,
     previous_stage,
     seed_everything,
     stage_model_dir,
@@ -79,6 +80,16 @@ from avatar_core.replay.hints import HintTrigger, hint_outcomes
 from avatar_core.rewards import combine_rewards
 
 log = logging.getLogger(__name__)
+
+
+def prompt_pool(samples: list, max_prompts: int | None) -> list:
+    """At most `max_prompts` samples, the same number from each task (the first by id)."""
+    if max_prompts is None or len(samples) <= max_prompts:
+        return samples
+    tasks = sorted({s.task for s in samples})
+    per_task = max(1, max_prompts // len(tasks))
+    by_task = {t: sorted((s for s in samples if s.task == t), key=lambda s: s.id)[:per_task] for t in tasks}
+    return [s for t in tasks for s in by_task[t]]
 
 
 def objective_params(scfg: RLStageConfig) -> ObjectiveParams:
@@ -143,14 +154,14 @@ def run_rl(
         ref.model.eval().requires_grad_(False)
 
     clips = ClipCache(cfg)
-    samples, rejected = decodable(train, clips)
+    samples, rejected = decodable(prompt_pool(train, scfg.max_prompts), clips)
     if not samples:
         raise ValueError(
             f"{cfg.paths.data_dir}: no training sample of rl.{stage}.tasks has media that decode"
         )
     by_id = {s.id: s for s in samples}
     hints = load_hints(cfg, samples)
-    reward_fns, weights = stage_rewards(scfg)
+    reward_fns, weights, judge_cache = stage_rewards(scfg, media_root(cfg), run_dir)
     params = objective_params(scfg)
     optimizer, scheduler = build_optimizer(model, scfg.optim, scfg.steps)
     tracker = DifficultyTracker(scfg.difficulty.mode, scfg.difficulty.window, scfg.difficulty.ema_decay)
@@ -381,6 +392,7 @@ def run_rl(
             "augment_rows": len(extra_rows),
             **{f"buffer_{k}": v for k, v in buffer.tier_sizes().items()},
             **obj_stats,
+            **(judge_cache.step_stats() if judge_cache is not None else {}),
             "time_generation": t_gen - t0,
             "time_reward": t_rew - t_gen,
             "time_buffer": t_buf - t_rew,

@@ -17,7 +17,8 @@ from avatar_core.data.datasets_io import SPLITS, load_split
 from avatar_core.data.media import load_clip
 from avatar_core.data.schema import OPTION_LETTERS
 from avatar_core.data.synthetic import generate_dataset, plan_dataset, render_sample, spec_from_config
-from avatar_core.data.synthetic_scene import PALETTE, STYLES, clip_spec
+from avatar_core.data.synthetic_scene import PALETTE, QUADRANTS, STYLES, clip_spec
+from avatar_core.data.synthetic_sync import AV_COLOURS, AV_RGB
 from avatar_core.data.synthetic_tasks import TASKS
 
 N_FRAMES = 4
@@ -63,6 +64,40 @@ def _nearest_colour(rgb: np.ndarray) -> str:
     return min(PALETTE, key=lambda name: np.abs(np.asarray(PALETTE[name]) / 255 - rgb / rgb.max()).sum())
 
 
+def _channel_lit(frames: np.ndarray, box, colour: str, difficulty: str) -> np.ndarray:
+    """Lit state of a square over the frames, read in its own colour channel (the other squares'
+    scene glows add to other channels), against the level midway between dim and lit (a square
+    may be lit on every sampled frame, so the threshold cannot come from the clip itself)."""
+    y0, x0, y1, x1 = box
+    channel = int(np.argmax(AV_RGB[colour]))
+    level = frames[:, y0 + 2 : y1 - 2, x0 + 2 : x1 - 2, channel].mean(axis=(1, 2))  # [n]
+    style = STYLES[difficulty]
+    return level > AV_RGB[colour][channel] * (style.dim + style.lit) / 2
+
+
+def _tone_on(audio: np.ndarray, rate: int, fps: int, slots, difficulty: str) -> np.ndarray:
+    """Whether a tone sounds on each sampled frame: RMS over the frame against half the tone's."""
+    rms = np.array(
+        [np.sqrt(np.mean(audio[round(s / fps * rate) : round((s + 1) / fps * rate)] ** 2)) for s in slots]
+    )
+    return rms > STYLES[difficulty].tone_amp / np.sqrt(2) / 2
+
+
+def _square_colour(frames: np.ndarray, box) -> str:
+    y0, x0, y1, x1 = box
+    inner = frames[:, y0 + 2 : y1 - 2, x0 + 2 : x1 - 2].reshape(frames.shape[0], -1, 3).mean(axis=1)  # [n, 3]
+    brightest = inner[inner.sum(axis=1).argmax()]
+    return min(
+        AV_COLOURS, key=lambda c: np.abs(np.asarray(AV_RGB[c]) / 255 - brightest / brightest.max()).sum()
+    )
+
+
+def _quadrant_of(box) -> str:
+    y0, x0, y1, x1 = box
+    row, col = int((y0 + y1) / 2 >= 28), int((x0 + x1) / 2 >= 28)
+    return QUADRANTS[2 * row + col]
+
+
 def test_answers_are_recoverable_from_the_sampled_frames_and_audio(tiny_synthetic):
     """A rule-based solver on the decoded clip (4 uniformly sampled frames, 56 px, 16 kHz audio)
     recovers every answer, easy and hard: the cues survive encoding and sampling."""
@@ -79,23 +114,38 @@ def test_answers_are_recoverable_from_the_sampled_frames_and_audio(tiny_syntheti
             assert _count_beeps(clip.audio, clip.sample_rate) == int(s.answer), s.id
             assert int(_lit(clip.frames, layout["boxes"][0]).sum()) != int(s.answer)  # the distractor differs
         else:
-            tone = _tone_at_sampled_frames(clip.audio, clip.sample_rate, TINY.fps, slots)
-            matches = [
-                i for i, box in enumerate(layout["boxes"]) if np.array_equal(_lit(clip.frames, box), tone)
+            tone = _tone_on(clip.audio, clip.sample_rate, TINY.fps, slots, s.difficulty)  # [slots]
+            colours = [_square_colour(clip.frames, box) for box in layout["boxes"]]
+            lit = [
+                _channel_lit(clip.frames, box, c, s.difficulty)
+                for box, c in zip(layout["boxes"], colours, strict=True)
             ]
-            assert matches == [layout["target"]], s.id  # exactly one square pulses with the tone
-            y0, x0, y1, x1 = layout["boxes"][matches[0]]
+            # exactly one square flashes in time with the beeps, and only it flashes as often
+            assert [i for i, pattern in enumerate(lit) if np.array_equal(pattern, tone)] == [layout["target"]]
+            matches = [i for i, pattern in enumerate(lit) if pattern.sum() == tone.sum()]
+            assert matches == [layout["target"]], (s.id, tone, lit)
             answer_text = s.choices[OPTION_LETTERS.index(s.answer)]
             if s.task == "av_match":
-                lit_frame = int(np.flatnonzero(tone)[0])
-                rgb = clip.frames[lit_frame, y0 + 2 : y1 - 2, x0 + 2 : x1 - 2].reshape(-1, 3).mean(axis=0)
-                assert _nearest_colour(rgb) == answer_text, s.id
+                assert colours[matches[0]] == answer_text, s.id
             else:
-                cy, cx = (y0 + y1) / 2 - 28, (x0 + x1) / 2 - 28
-                seen = (
-                    ("left" if cx < 0 else "right") if abs(cx) > abs(cy) else ("top" if cy < 0 else "bottom")
-                )
-                assert seen == answer_text, s.id
+                assert _quadrant_of(layout["boxes"][matches[0]]) == answer_text, s.id
+
+
+def test_sync_traces_state_the_true_counts_up_to_the_match(tiny_synthetic):
+    """Every count a sync trace states is the rendered one, in the fixed colour order, and the trace
+    stops at the square that flashes as many times as the beeps."""
+    samples = [s for s in _all(tiny_synthetic) if s.task in ("av_match", "localise")]
+    layouts = _layouts(samples)
+    for s in samples:
+        layout = layouts[s.id]
+        think = TRACE.match(s.reasoning)["think"]
+        beeps = int(re.match(r"I hear (\d+) beeps; ", think).group(1))
+        assert beeps == layout["beeps"]
+        stated = re.findall(r"(red|green|blue) flashes (\d+)", think)
+        colours = [c for c, _ in stated]
+        assert colours == sorted(colours, key=AV_COLOURS.index)
+        assert [int(n) == beeps for _, n in stated] == [False] * (len(stated) - 1) + [True]
+        assert think.count("as many") == 1
 
 
 def test_records_are_complete_and_traces_correct(tiny_synthetic):
@@ -113,21 +163,20 @@ def test_records_are_complete_and_traces_correct(tiny_synthetic):
             for value in facts.values():  # what the rule judge checks is stated in the trace
                 assert re.search(rf"\b{re.escape(str(value))}\b", trace["think"]), (s.id, s.reasoning)
             if s.answer_type == "mc":
-                assert len(s.choices) == {"easy": 2, "hard": 4}[s.difficulty]
-                assert len(set(s.choices)) == len(s.choices)
+                assert s.choices == {"av_match": list(AV_COLOURS), "localise": list(QUADRANTS)}[s.task]
                 assert s.choices[OPTION_LETTERS.index(s.answer)] in facts.values()
 
 
 def test_question_text_carries_no_information(tiny_synthetic):
-    """One question per family; for multiple choice the options are the objects on screen and the
-    correct letter is balanced, so text alone cannot beat chance."""
+    """One question per family and one fixed option list per multiple-choice family, with the correct
+    letter balanced, so text alone cannot beat chance."""
     samples = _all(tiny_synthetic)
     questions = defaultdict(set)
     for s in samples:
         questions[s.task].add(s.question)
     assert all(len(q) == 1 for q in questions.values()), questions
-    localise = [s for s in samples if s.task == "localise"]
-    assert {tuple(s.choices) for s in localise} == {("left", "right"), ("left", "right", "top", "bottom")}
+    assert {tuple(s.choices) for s in samples if s.task == "localise"} == {QUADRANTS}
+    assert {tuple(s.choices) for s in samples if s.task == "av_match"} == {AV_COLOURS}
 
 
 def test_answers_balanced_within_split_task_and_difficulty():
@@ -176,8 +225,8 @@ def test_data_card(tiny_synthetic):
     assert "| total | 16 | 4 | 8 |" in card and f"seed {TINY_SEED}" in card
     assert "frames [0, 5, 10, 15] of 16" in card
     stats = json.loads((tiny_synthetic / "stats.json").read_text())
-    assert stats["train"]["av_match"]["difficulty"]["easy"]["chance"] == 0.5
-    assert stats["train"]["av_match"]["difficulty"]["hard"]["chance"] == 0.25
+    assert stats["train"]["av_match"]["difficulty"]["easy"]["chance"] == 0.3333  # rounded in the card
+    assert stats["train"]["localise"]["difficulty"]["hard"]["chance"] == 0.25
 
 
 def test_generator_settings_are_checked(tmp_path):
