@@ -72,9 +72,10 @@ def write_params(project: Path, **changes: object) -> Path:
     data["data"].update(num_workers=0)
     data["data"]["synthetic"].update(n_train=8, n_val=0, n_test=4)
     data["sft"].update(max_steps=4, batch_size=4, save_every=2)
-    for stage in ("s1", "s2", "s3"):
+    for stage in ("s1", "s2", "s3"):  # a stage section lists what it changes from rl.defaults
+        data["rl"][stage] = data["rl"].get(stage) or {}
         data["rl"][stage].update(steps=2, prompts_per_step=2, group_size=2, save_every=1)
-        data["rl"][stage]["generation"]["max_new_tokens"] = 8
+        data["rl"][stage].setdefault("generation", {})["max_new_tokens"] = 8
     for dotted, value in changes.items():
         node = data
         *parents, last = dotted.split(".")
@@ -227,6 +228,12 @@ CONFIG_SETS = {
     "--set without =": ["rl.s1.steps"],
     "--set seed.x=1 (not a section)": ["seed.x=1"],
     "--set unknown key": ["rl.s1.stepz=3"],
+    "rl.defaults.optim.lr: .inf": ["rl.defaults.optim.lr=.inf"],
+    "rl.defaults.max_prompts 0": ["rl.defaults.max_prompts=0"],
+    "ablation.seeds [2**32]": ["ablation.seeds=[4294967296]"],
+    "ablation.eval_split [dev]": ["ablation.eval_split=dev"],
+    "ablation variant with an unknown key": ["ablation.variants.grpo={objective.nme: grpo}"],
+    "ablation setting with an unknown task": ["ablation.settings.binary.changes={tasks: [count_cats]}"],
 }
 PARAMS_FILES = {
     "invalid YAML": b"seed: 1\nrl:\n  s1: [unclosed\n",
