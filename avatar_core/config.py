@@ -666,9 +666,21 @@ def expand_rl_defaults(data: dict[str, Any]) -> dict[str, Any]:
 
 
 class BenchmarkSpec(Section):
-    name: str = Field(description="Adapter name, e.g. omnibench, dailyomni, worldsense.")
-    root: str = Field(description="Local folder holding the released annotations and media.")
+    name: str = Field(
+        description="Adapter name: omnibench, dailyomni, avcounting, worldsense, mmvu, videoholmes, avodyssey, intentbench."
+    )
+    root: str = Field(
+        description="Local folder holding the benchmark as downloaded (any layout its adapter reads); "
+        "a missing folder is reported by the evaluation, not fatal."
+    )
     limit: int | None = Field(None, gt=0, le=BIG, description="Evaluate at most this many records.")
+
+    @field_validator("name")
+    @classmethod
+    def _adapter_exists(cls, v: str) -> str:
+        from avatar_core.data.benchmarks import BENCHMARKS  # the adapters' registry is the truth
+
+        return _known("benchmark", v, tuple(BENCHMARKS.names()))
 
 
 class EvaluateConfig(Section):
@@ -735,6 +747,16 @@ class EvaluateConfig(Section):
     @classmethod
     def _checkpoints(cls, v: list[str]) -> list[str]:
         return _known_unique("checkpoint", v, CHECKPOINTS)
+
+    @model_validator(mode="after")
+    def _one_folder_per_benchmark(self) -> EvaluateConfig:
+        names = [b.name for b in self.benchmarks]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(
+                f"evaluate.benchmarks lists {', '.join(twice)} more than once; give each benchmark one folder"
+            )
+        return self
 
 
 class AblationSetting(Section):

@@ -3,8 +3,10 @@
 The evaluation stage is forced (`dvc repro --force --single-item evaluate`), so it runs even when
 DVC considers it up to date: the point is a fresh measurement of the current checkpoints (with new
 benchmark data or a changed evaluation environment the numbers can move while the inputs DVC
-tracks do not). `avatar history` then appends the result to results/history.jsonl and re-renders
-results/history.md and history.png; artifacts, push and the dvc.lock record follow as in `avatar`.
+tracks do not). `avatar history` then appends the result, with each configured benchmark's
+official metrics, to results/history.jsonl and re-renders results/history.md and history.png; a
+benchmark whose folder is missing is reported there, not fatal. Artifacts, push and the dvc.lock
+record follow as in `avatar`.
 """
 
 from __future__ import annotations

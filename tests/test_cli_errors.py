@@ -51,6 +51,7 @@ BAD_SETS = [
         "error: rl.s3.group_size: Input should be greater than or equal to 2 (got 0)",
     ]),
     (["rl.s2.max_prompts=1e20"], ["error: rl.s2.max_prompts: Input should be a valid integer, unable to parse string as an integer (got '1e20')"]),
+    (["evaluate.benchmarks=[{name: omnibenh, root: x}]"], ["error: evaluate.benchmarks.0.name: unknown benchmark 'omnibenh'; valid names: avcounting, avodyssey, dailyomni, intentbench, mmvu, omnibench, videoholmes, worldsense"]),
     (["ablation.seeds=[1, 4294967296]"], ["error: ablation.seeds: [4294967296] outside 0..4294967295"]),
     (["ablation.eval_split=dev"], ["error: ablation.eval_split: unknown split 'dev'; valid names: train, validation, test"]),
     (["ablation.start=s4"], ["error: ablation.start: unknown start checkpoint 's4'; valid names: base, sft, s1, s2, s3"]),

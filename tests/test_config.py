@@ -189,6 +189,11 @@ BAD_INPUTS = [
         "rl.s1.objective.authors_replay_share",
         "less than 1 (got 1.0)",
     ),
+    (
+        nested("evaluate.benchmarks", [{"name": "mmvu", "root": "a"}, {"name": "mmvu", "root": "b"}]),
+        "evaluate",
+        "evaluate.benchmarks lists mmvu more than once",
+    ),
 ]
 
 

@@ -421,14 +421,21 @@ def load_clip(
     return Clip(frames, audio, sample_rate, missing, info.duration_s, str(path), times)
 
 
+STILL_IMAGES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+
+
 def decode_clip(path: str | Path, media: MediaConfig) -> Clip:
-    """One clip decoded with the media settings of params.yaml (the call every reader shares)."""
+    """One clip decoded with the media settings of params.yaml (the call every reader shares).
+
+    Still images (OmniBench, AV-Odyssey) go through PyAV whatever the backend: decord opens only
+    video containers.
+    """
     return load_clip(
         path,
         n_frames=media.n_frames,
         max_pixels=media.max_pixels,
         sample_rate=media.sample_rate,
-        backend=media.backend,
+        backend="pyav" if Path(path).suffix.lower() in STILL_IMAGES else media.backend,
         allow_missing_audio=media.allow_missing_audio,
         max_duration_s=media.max_duration_s,
         max_resolution=media.max_resolution,

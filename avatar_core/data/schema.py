@@ -13,8 +13,9 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
-AnswerType = Literal["mc", "numeric"]
+AnswerType = Literal["mc", "numeric", "multi"]
 OPTION_LETTERS = "ABCDEFGHIJ"
+ANSWER_TYPES = ("mc", "numeric", "multi")
 
 SYSTEM_PROMPT = (
     "You are a helpful assistant that can see and hear. Think about the question inside "
@@ -31,7 +32,7 @@ class Sample:
     id: str  # stable prompt id
     task: str  # task family or benchmark task type
     question: str
-    answer: str  # option letter for mc, a number written as text for numeric
+    answer: str  # option letter (mc), a number as text (numeric), letters joined by commas (multi)
     answer_type: AnswerType = "mc"
     choices: list[str] = field(default_factory=list)  # option texts, in letter order
     video: str = ""  # media path relative to the data root ('' : text only)
@@ -60,11 +61,11 @@ class Sample:
         return sample
 
     def validate(self, where: str = "record") -> None:
-        if self.answer_type not in ("mc", "numeric"):
+        if self.answer_type not in ANSWER_TYPES:
             raise RecordError(
-                f"{where}: field answer_type must be 'mc' or 'numeric', got {self.answer_type!r}"
+                f"{where}: field answer_type must be one of {', '.join(ANSWER_TYPES)}, got {self.answer_type!r}"
             )
-        if self.answer_type == "mc":
+        if self.answer_type in ("mc", "multi"):
             if len(self.choices) < 2:
                 raise RecordError(f"{where}: a multiple-choice record needs at least 2 choices")
             if len(self.choices) > len(OPTION_LETTERS):
@@ -73,9 +74,14 @@ class Sample:
                     f"{len(OPTION_LETTERS)} ({OPTION_LETTERS[0]}-{OPTION_LETTERS[-1]}) can be lettered"
                 )
             letters = OPTION_LETTERS[: len(self.choices)]
-            if self.answer.strip().upper() not in letters:
+            given = (
+                answer_letters(self.answer) if self.answer_type == "multi" else [self.answer.strip().upper()]
+            )
+            if not given or len(set(given)) < len(given) or any(x not in letters for x in given):
                 raise RecordError(
-                    f"{where}: field answer {self.answer!r} is not one of the option letters {letters}"
+                    f"{where}: field answer {self.answer!r} is not "
+                    + ("one of" if self.answer_type == "mc" else "a comma-separated set of")
+                    + f" the option letters {letters}"
                 )
         else:
             try:
@@ -95,11 +101,22 @@ class Sample:
         return json.loads(self.facts)
 
 
+def answer_letters(answer: str) -> list[str]:
+    """The option letters of a multi-label answer "B, E" (upper case, in the order given).
+
+    >>> answer_letters("b, E"), answer_letters("C")
+    (['B', 'E'], ['C'])
+    """
+    return [part.strip().upper() for part in answer.split(",") if part.strip()]
+
+
 def format_question(sample: Sample) -> str:
     """The user text: the question, then lettered options for multiple choice."""
-    if sample.answer_type != "mc":
+    if sample.answer_type == "numeric":
         return f"{sample.question}\nAnswer with a number."
     options = "\n".join(f"{OPTION_LETTERS[i]}. {c}" for i, c in enumerate(sample.choices))
+    if sample.answer_type == "multi":
+        return f"{sample.question}\n{options}\nAnswer with every correct option letter, separated by commas (e.g. A,C)."
     return f"{sample.question}\n{options}\nAnswer with the option letter."
 
 

@@ -1,9 +1,10 @@
 """What `avatar evaluate` writes from its results: compact DVC metrics, a Markdown report, a plot.
 
 `results` is the dict of results.json: `chance` (per evaluation set, and per task family under
-`chance_per_task`), `controls` (the blanked-media controls that were run) and `stages` ->
-checkpoint -> set -> {`media`, one entry per control, `examples`}, each entry an accuracy summary
-with `per_task`. The report puts every control beside the accuracy with media, overall and per
+`chance_per_task`), `controls` (the blanked-media controls that were run), `stages` ->
+checkpoint -> set -> {`media`, one entry per control, `examples`, and for a benchmark
+`official`, its own metrics}, each entry an accuracy summary with `per_task`, and `benchmarks`,
+what each configured benchmark read or why it was not evaluated. The report puts every control beside the accuracy with media, overall and per
 task family, so a reader sees at once which modality each family depends on.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from avatar_core.evaluation.official import official_markdown
 from avatar_core.evaluation.scoring import CONTROLS
 
 CONTROL_TITLES = {"blank_media": "blank media", "blank_video": "blank video", "blank_audio": "blank audio"}
@@ -21,7 +23,8 @@ def _controls(results: dict) -> list[str]:
 
 
 def flat_metrics(results: dict) -> dict:
-    """`{stage: {set: accuracy, set_<control>: accuracy, set/<task>: accuracy}}` for `dvc metrics show`."""
+    """`{stage: {set: accuracy, set_<control>: accuracy, set/<task>: accuracy}}` for `dvc metrics show`,
+    plus each benchmark's headline official metrics `official: {benchmark: {stage: {metric, n}}}`."""
     flat: dict = {}
     for stage, sets in results["stages"].items():
         row = flat.setdefault(stage, {})
@@ -32,7 +35,43 @@ def flat_metrics(results: dict) -> dict:
                     row[f"{name}_{control}"] = round(entry[control]["accuracy"], 4)
             for task, acc in entry["media"].get("per_task", {}).items():
                 row[f"{name}/{task}"] = round(acc["accuracy"], 4)
+    official = {
+        bench: {
+            stage: {**{k: round(v, 4) for k, v in r["metrics"].items()}, "n": r["n"]}
+            for stage, r in stages.items()
+        }
+        for bench, stages in official_by_benchmark(results).items()
+    }
+    if official:
+        flat["official"] = official
     return flat
+
+
+def official_by_benchmark(results: dict) -> dict[str, dict[str, dict]]:
+    """`{benchmark: {stage: official metrics}}` from the per-stage entries."""
+    official: dict[str, dict[str, dict]] = {}
+    for stage, sets in results["stages"].items():
+        for name, entry in sets.items():
+            if "official" in entry:
+                official.setdefault(name, {})[stage] = entry["official"]
+    return official
+
+
+def benchmark_markdown(results: dict) -> str:
+    """What each configured benchmark read (layout, records) or why it was not evaluated, then
+    its official metrics."""
+    lines = []
+    for name, r in results.get("benchmarks", {}).items():
+        if r["status"] == "missing":
+            lines.append(f"- {name}: not evaluated: {r['reason']}")
+            continue
+        lines.append(
+            f"- {name}: {r['status']}; layout: {r['layout']}; {r['read']} records read, "
+            f"{r['rejected']} rejected, {r['skipped']} skipped, {r.get('undecodable', 0)} undecodable"
+        )
+    head = "## Benchmarks\n\n" + "\n".join(lines) + "\n" if lines else ""
+    official = official_markdown(official_by_benchmark(results))
+    return head + ("\n" + official if official else "")
 
 
 def _cell(entry: dict, key: str, task: str | None = None) -> str:

@@ -50,19 +50,22 @@ def chance_level(
 ) -> float:
     """Expected accuracy of uniform guessing.
 
-    Multiple choice: 1/k for k options. Numeric: 1/m where m is the number of distinct answers of
-    that item's task in the evaluated set (guessing uniformly among the values that occur), or 0
-    when tasks/answers are not given.
+    Multiple choice: 1/k for k options. Multi-label: 1/(2^k - 1), a uniform guess among the
+    non-empty sets of options (scored by exact set match). Numeric: 1/m where m is the number of
+    distinct answers of that item's task in the evaluated set (guessing uniformly among the values
+    that occur), or 0 when tasks/answers are not given.
     """
     distinct: dict[str, set[str]] = {}
     if tasks is not None and answers is not None:
         for t, task, a in zip(answer_types, tasks, answers, strict=True):
-            if t != "mc":
+            if t == "numeric":
                 distinct.setdefault(task, set()).add(a)
     per_item = []
     for i, (t, k) in enumerate(zip(answer_types, n_choices, strict=True)):
         if t == "mc":
             per_item.append(1.0 / k if k > 0 else 0.0)
+        elif t == "multi":
+            per_item.append(1.0 / (2**k - 1) if k > 0 else 0.0)
         elif tasks is not None and tasks[i] in distinct:
             per_item.append(1.0 / len(distinct[tasks[i]]))
         else:

@@ -6,12 +6,17 @@ benchmark adapter), the model answers greedily and is scored by `avatar_core.eva
 Accuracy is reported overall and per task family with 95% bootstrap intervals, beside the chance
 level and the configured controls (`evaluate.controls`): the same evaluation with black frames
 and silence, with black frames only, and with silence only. A family that needs to see must fall
-to its blank level without video, one that needs to hear without audio. When an RL stage rewards
-with a model judge, the judge itself is checked too (`avatar_core.evaluation.judge_check`:
-matching reasoning scored with the frames vs blank frames). Writes results.json,
-metrics.json (DVC metrics), results.md and accuracy_by_stage.png to `paths.eval_dir`, and every
-evaluation set as `lm_eval/<set>.jsonl` there for the lm-eval tasks of
-`avatar_core.evaluation.lm_eval_tasks`.
+to its blank level without video, one that needs to hear without audio. Each benchmark is also
+scored the way it defines itself (avatar_core.evaluation.official: CG-AV-Counting exact /
+off-by-one / MAE / RMSE, IntentBench's creators' scores, accuracy per category for the others).
+A configured benchmark whose folder or annotation file is missing is reported and left out, not
+fatal; so are records whose media do not decode. When an RL stage rewards with a model judge, the
+judge itself is checked too (`avatar_core.evaluation.judge_check`: matching reasoning scored with
+the frames vs blank frames). Writes results.json (with a `benchmarks` report: layout detected,
+records read / rejected / skipped / undecodable, or why a benchmark was not evaluated),
+metrics.json (DVC metrics, with `official: {benchmark: {stage: metrics}}`), results.md and
+accuracy_by_stage.png to `paths.eval_dir`, and every evaluation set as `lm_eval/<set>.jsonl` there
+for the lm-eval tasks of `avatar_core.evaluation.lm_eval_tasks`.
 """
 
 from __future__ import annotations
@@ -26,11 +31,13 @@ from avatar_core.data.media import resolve_media_path
 from avatar_core.data.schema import Sample, format_question
 from avatar_core.evaluation.judge_check import judge_check_for
 from avatar_core.evaluation.judge_check import markdown_report as judge_markdown
-from avatar_core.evaluation.report import flat_metrics, markdown_table, plot_accuracy
+from avatar_core.evaluation.official import official_metrics
+from avatar_core.evaluation.report import benchmark_markdown, flat_metrics, markdown_table, plot_accuracy
 from avatar_core.evaluation.scoring import greedy_answers, score_answers, summarise
 from avatar_core.evaluation.stats import chance_level
 from avatar_core.recipes.common import (
     ClipCache,
+    decodable,
     load_samples,
     load_stage_policy,
     media_root,
@@ -40,21 +47,77 @@ from avatar_core.recipes.common import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["evaluation_sets", "export_lm_eval_jsonl", "greedy_answers", "run_evaluate", "score_answers"]
+__all__ = [
+    "evaluation_sets",
+    "export_lm_eval_jsonl",
+    "greedy_answers",
+    "load_benchmarks",
+    "run_evaluate",
+    "score_answers",
+]
 
 
 def evaluation_sets(cfg: AvatarConfig) -> dict[str, tuple[list[Sample], Path | None]]:
+    """The held-out splits and every configured benchmark that loads (see `load_benchmarks`)."""
     sets: dict[str, tuple[list[Sample], Path | None]] = {}
     for split in cfg.evaluate.splits:
         sets[split] = (load_samples(cfg, split), None)
-    for spec in cfg.evaluate.benchmarks:
-        from avatar_core.data.benchmarks import load_benchmark
+    benchmark_sets, _ = load_benchmarks(cfg)
+    return {**sets, **benchmark_sets}
 
-        loaded = load_benchmark(spec.name, spec.root, limit=spec.limit)
+
+def load_benchmarks(cfg: AvatarConfig) -> tuple[dict[str, tuple[list[Sample], Path]], dict[str, dict]]:
+    """The samples of each configured benchmark, and a report per benchmark.
+
+    A missing folder or annotation file (BenchmarkError) is reported with status "missing" and
+    the benchmark left out; one with no usable record gets status "empty". An unknown adapter
+    name is a configuration error and raises.
+    """
+    from avatar_core.data.benchmarks import BenchmarkError, load_benchmark
+
+    sets: dict[str, tuple[list[Sample], Path]] = {}
+    report: dict[str, dict] = {}
+    for spec in cfg.evaluate.benchmarks:
+        try:
+            loaded = load_benchmark(spec.name, spec.root, limit=spec.limit)
+        except BenchmarkError as err:
+            log.warning("benchmark %s not evaluated: %s", spec.name, err)
+            report[spec.name] = {"status": "missing", "root": spec.root, "reason": str(err)}
+            continue
+        log.info("benchmark %s: layout: %s", spec.name, loaded.layout)
         for r in loaded.rejected:
             log.warning("benchmark %s: rejected record %s", spec.name, r)
-        sets[spec.name] = (loaded.samples, Path(spec.root))
-    return sets
+        report[spec.name] = {
+            "status": "evaluated" if loaded.samples else "empty",
+            "root": spec.root,
+            "layout": loaded.layout,
+            "files": loaded.files,
+            "read": len(loaded.samples),
+            "rejected": len(loaded.rejected),
+            "skipped": len(loaded.skipped),
+            "rejected_records": loaded.rejected,
+            "skipped_records": loaded.skipped,
+        }
+        if loaded.samples:
+            sets[spec.name] = (loaded.samples, Path(spec.root))
+    return sets, report
+
+
+def drop_undecodable(sets: dict, report: dict, caches: dict[str, ClipCache]) -> None:
+    """Leave out benchmark records whose media do not decode, listing them in the report."""
+    for name in list(sets):
+        if name not in report:
+            continue
+        samples, root = sets[name]
+        good, bad = decodable(samples, caches[name])
+        report[name]["undecodable"] = len(bad)
+        report[name]["undecodable_records"] = bad
+        report[name]["evaluated"] = len(good)
+        if good:
+            sets[name] = (good, root)
+        else:
+            report[name]["status"] = "empty"
+            del sets[name]
 
 
 def export_lm_eval_jsonl(samples: list[Sample], path: str | Path, media_root: str | Path) -> int:
@@ -88,7 +151,12 @@ def _chance(samples: list[Sample]) -> float:
 
 def run_evaluate(cfg: AvatarConfig, progress: bool = True) -> dict:
     e = cfg.evaluate
-    sets = evaluation_sets(cfg)
+    sets: dict[str, tuple[list[Sample], Path | None]] = {s: (load_samples(cfg, s), None) for s in e.splits}
+    benchmark_sets, report = load_benchmarks(cfg)
+    sets.update(benchmark_sets)
+    # one cache per set, shared by the stages: each clip is decoded once per run
+    caches = {name: ClipCache(cfg, root=root) for name, (_, root) in sets.items()}
+    drop_undecodable(sets, report, caches)
     for name, (samples, root) in sets.items():
         root = root if root is not None else media_root(cfg)
         export_lm_eval_jsonl(samples, Path(cfg.paths.eval_dir) / "lm_eval" / f"{name}.jsonl", root)
@@ -98,6 +166,7 @@ def run_evaluate(cfg: AvatarConfig, progress: bool = True) -> dict:
         "controls": list(e.controls),
         "stages": {},
         "missing_checkpoints": [],
+        "benchmarks": report,
     }
     for name, (samples, _) in sets.items():
         results["chance"][name] = _chance(samples)
@@ -122,7 +191,7 @@ def run_evaluate(cfg: AvatarConfig, progress: bool = True) -> dict:
             entry: dict = {}
             runs = ["media", *(e.controls if stage in control_stages else [])]
             for run in runs:
-                clips = ClipCache(cfg, root=root, blank=False if run == "media" else run)
+                clips = caches[name] if run == "media" else ClipCache(cfg, root=root, blank=run)
                 texts = greedy_answers(
                     bundle,
                     samples,
@@ -140,6 +209,8 @@ def run_evaluate(cfg: AvatarConfig, progress: bool = True) -> dict:
                         {"id": s.id, "answer": s.answer, "output": t}
                         for s, t in zip(samples[:3], texts[:3], strict=False)
                     ]
+                    if name in report:
+                        entry["official"] = official_metrics(name, samples, texts)
             stage_results[name] = entry
             log.info(
                 "%s on %s: accuracy %.3f%s",
@@ -152,8 +223,10 @@ def run_evaluate(cfg: AvatarConfig, progress: bool = True) -> dict:
     out = Path(cfg.paths.eval_dir)
     write_json(out / "results.json", results)
     write_json(out / "metrics.json", flat_metrics(results))
-    table = markdown_table(results) + (judge_markdown(judge_report) if judge_report is not None else "")
-    (out / "results.md").write_text(table)
+    report_md = markdown_table(results) + "\n" + benchmark_markdown(results)
+    if judge_report is not None:
+        report_md += judge_markdown(judge_report)
+    (out / "results.md").write_text(report_md)
     plot_accuracy(results, out / "accuracy_by_stage.png")
-    print(table)
+    print(report_md)
     return results

@@ -8,7 +8,10 @@ Where this departs from the authors' released code: the numeric reward is dense 
 (1 - relative error, as the paper states); their binary rule (relative error < 1e-3) is
 `numeric_mode="binary"`. The relative error divides by max(|gt|, 1e-6), so a ground truth of 0
 is only matched by 0. Self-consistency compares answers after the same normalisation as
-accuracy (option letter, number value), so "B" and "b. dog" vote together.
+accuracy (option letter, number value), so "B" and "b. dog" vote together. Multi-label questions
+(`answer_type` "multi", e.g. IntentBench's emotion questions) count as correct only when the set
+of letters is exactly right; the partial credit their creators give (an F1) is an evaluation
+metric (avatar_core.evaluation.official), not a reward.
 """
 
 from __future__ import annotations
@@ -18,9 +21,16 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Literal
 
+from avatar_core.data.schema import answer_letters
 from avatar_core.rewards.judge import Judge
 from avatar_core.rewards.judge_cache import JudgeCache
-from avatar_core.rewards.parsing import completion_text, normalise_choice, parse_completion, parse_number
+from avatar_core.rewards.parsing import (
+    completion_text,
+    normalise_choice,
+    normalise_choices,
+    parse_completion,
+    parse_number,
+)
 
 RewardFn = Callable[..., list[float | None]]
 NumericMode = Literal["dense", "binary"]
@@ -36,7 +46,7 @@ def _column(name: str, values: Sequence[Any] | None, n: int, reward: str) -> Seq
 
 
 def _answer_key(completion: Any, answer_type: str, choices: Sequence[str], index: int) -> Hashable | None:
-    """The normalised answer of one completion: an option letter, a number, or None."""
+    """The normalised answer of one completion: an option letter, a number, a set of letters, or None."""
     answer = parse_completion(completion_text(completion)).answer
     if answer is None:
         return None
@@ -44,7 +54,9 @@ def _answer_key(completion: Any, answer_type: str, choices: Sequence[str], index
         return normalise_choice(answer, list(choices))
     if answer_type == "numeric":
         return parse_number(answer)
-    raise ValueError(f"answer_type[{index}] must be 'mc' or 'numeric', got {answer_type!r}")
+    if answer_type == "multi":
+        return normalise_choices(answer, list(choices))
+    raise ValueError(f"answer_type[{index}] must be 'mc', 'numeric' or 'multi', got {answer_type!r}")
 
 
 def format_reward(completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
@@ -98,6 +110,8 @@ def accuracy_reward(
             rewards.append(0.0)
         elif answer_type[index] == "mc":
             rewards.append(1.0 if predicted == str(answer[index]).strip().upper() else 0.0)
+        elif answer_type[index] == "multi":
+            rewards.append(1.0 if predicted == frozenset(answer_letters(str(answer[index]))) else 0.0)
         else:
             try:
                 truth = float(answer[index])

@@ -151,6 +151,29 @@ def normalise_choice(answer: str, choices: list[str]) -> str | None:
     return letter
 
 
+_LETTER_RUN = re.compile(r"[A-Za-z](?:\s*(?:,|;|\band\b|\s)\s*[A-Za-z])*")
+
+
+def normalise_choices(answer: str, choices: list[str]) -> frozenset[str] | None:
+    """The set of option letters a multi-label answer names ("B, E", "B and E", "B E", "dog; bird"),
+    or None when any part names no option.
+
+    >>> sorted(normalise_choices("b, E", list("abcdef"))), sorted(normalise_choices("dog; bird", ["cat", "dog", "bird"]))
+    (['B', 'E'], ['B', 'C'])
+    >>> normalise_choices("B, X", ["cat", "dog"]) is None
+    True
+    """
+    text = answer.strip()
+    if _LETTER_RUN.fullmatch(text):  # bare letters: "B E", "B and E"
+        parts = re.findall(r"(?<![A-Za-z])[A-Za-z](?![A-Za-z])", re.sub(r"\band\b", ",", text))
+    else:
+        parts = [part for part in re.split(r"[,;]", text) if part.strip()]
+    letters = [normalise_choice(part, choices) for part in parts]
+    if not letters or any(letter is None for letter in letters):
+        return None
+    return frozenset(letters)  # type: ignore[arg-type]
+
+
 def _number_value(match: re.Match[str]) -> float:
     digits, word = match.group(1), match.group(2)
     if word is not None:

@@ -5,17 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from benchmark_layouts import build_layout
 
 from avatar_core.data.benchmarks import load_benchmark, write_lm_eval_jsonl
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "benchmarks"
 
 
 @pytest.mark.slow  # imports lm-eval and builds a datasets split: about 4 s
 def test_lm_eval_multiple_choice_task_reads_the_jsonl(tmp_path: Path) -> None:
     from lm_eval.api.task import ConfigurableTask
 
-    samples = load_benchmark("mmvu", FIXTURES / "mmvu").samples
+    samples = load_benchmark("mmvu", build_layout("mmvu", "creators", tmp_path / "mmvu")).samples
     write_lm_eval_jsonl(samples, tmp_path / "mmvu.jsonl")
     data_files = {"test": str(tmp_path / "mmvu.jsonl")}
     task = ConfigurableTask(

@@ -80,7 +80,12 @@ async def _run(name: str, expect=lambda messages: True) -> tuple[object, list[st
     """Run a deployment to its end; then read its logs until `expect(messages)` holds (the worker
     ships logs in batches, so the last lines can reach the server after the run is marked done)."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterParentFlowRunId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
     from prefect.deployments import run_deployment
 
     with temporary_settings(updates={PREFECT_API_URL: os.environ["PREFECT_API_URL"]}):
@@ -90,8 +95,15 @@ async def _run(name: str, expect=lambda messages: True) -> tuple[object, list[st
         deadline = time.monotonic() + 60
         async with get_client() as client:
             while True:
+                # a subflow (the ablation study) logs under its own flow run id
+                children = await client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(
+                        parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run.id])
+                    )
+                )
+                run_ids = [run.id, *(child.id for child in children)]
                 logs = await client.read_logs(
-                    log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id]))
+                    log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=run_ids))
                 )
                 messages = [entry.message for entry in logs]
                 if expect(messages) or time.monotonic() > deadline:
@@ -154,7 +166,7 @@ def test_ablation_deployment_runs_cells_side_by_side(built_repo: BuiltRepo, pref
     set_param(root, "ablation.eval_max_new_tokens", 6)  # every cell's params change: all rerun
     run, logs, elapsed = asyncio.run(
         _run(
-            "ablation/ablation",
+            "avatar/ablation",
             lambda ms: any("stage ablation ran" in m or "stage ablation is up" in m for m in ms),
         )
     )

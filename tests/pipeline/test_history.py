@@ -104,3 +104,105 @@ def test_run_history_uses_the_configured_eval_dir(tmp_path: Path, capsys: pytest
     run_history(cfg)
     assert "history: 1 runs" in capsys.readouterr().out
     assert len(read_history(tmp_path / "out" / "history.jsonl")) == 1
+
+
+def _night(eval_dir: Path, metrics: dict, benchmarks: dict) -> None:
+    _write(eval_dir / "metrics.json", metrics)
+    _write(eval_dir / "results.json", {"stages": {}, "benchmarks": benchmarks})
+
+
+COUNTING_REPORT = {
+    "status": "evaluated",
+    "root": "/b/cg",
+    "layout": "creators' release: cg-av-counting.json",
+    "read": 3,
+    "rejected": 2,
+    "skipped": 0,
+    "undecodable": 0,
+    "rejected_records": [{"file": "f", "record": "1", "reason": "bad"}],
+}
+
+
+def test_benchmark_tables_and_a_missing_benchmark(tmp_path: Path) -> None:
+    eval_dir = tmp_path / "results" / "eval"
+    official = {
+        "avcounting": {
+            "sft": {"exact_acc": 0.0, "off_by_one_acc": 0.5, "mae": 3.0, "rmse": 4.0, "n": 3},
+            "s3": {"exact_acc": 0.3333, "off_by_one_acc": 0.6667, "mae": 1.6667, "rmse": 2.0817, "n": 3},
+        },
+        "videoholmes": {"s3": {"acc": 0.25, "n": 4}},
+    }
+    metrics = {
+        "sft": {"test": 0.25, "avcounting": 0.0, "avcounting_blank": 0.0},
+        "s3": {
+            "test": 0.5,
+            "test/count_beeps": 0.75,
+            "avcounting": 0.3333,
+            "avcounting_blank_media": 0.0,
+            "avcounting/event": 0.5,
+            "videoholmes": 0.25,
+        },
+        "official": official,
+    }
+    vh_report = {**COUNTING_REPORT, "layout": "Hugging Face snapshot", "read": 4, "rejected": 0}
+    _night(eval_dir, metrics, {"avcounting": COUNTING_REPORT, "videoholmes": vh_report})
+    update_history(eval_dir, when=NIGHT1)
+    metrics2 = {
+        "sft": {"test": 0.25},
+        "s3": {"test": 0.5, "avcounting": 0.6667},
+        "official": {"avcounting": {"s3": {**official["avcounting"]["s3"], "exact_acc": 0.6667}}},
+    }
+    missing = {
+        "status": "missing",
+        "root": "/b/vh",
+        "reason": "videoholmes: benchmark folder /b/vh does not exist",
+    }
+    _night(eval_dir, metrics2, {"avcounting": COUNTING_REPORT, "videoholmes": missing})
+    records = update_history(eval_dir, when=NIGHT2)
+
+    assert records[0]["benchmarks"]["avcounting"] == {
+        "status": "evaluated",
+        "layout": "creators' release: cg-av-counting.json",
+        "read": 3,
+        "rejected": 2,
+        "skipped": 0,
+        "undecodable": 0,
+    }  # the record lists stay in results.json
+    assert records[1]["metrics"]["official.avcounting.s3.exact_acc"] == 0.6667
+    # benchmark sets go to their own tables, per-family accuracies stay in history.jsonl
+    assert select_columns(records) == ["sft.test", "s3.test"]
+    assert records[0]["metrics"]["s3.test/count_beeps"] == 0.75
+    md = history_paths(eval_dir)[1].read_text()
+    assert (
+        "## avcounting: official metrics, stage s3; latest run: 3 records read, 2 rejected\n\n"
+        "Layout: creators' release: cg-av-counting.json\n\n"
+        "| time | exact_acc | off_by_one_acc | mae | rmse | n | our_acc |\n"
+        "|---|---|---|---|---|---|---|\n"
+        "| 2026-03-01T02:00:00Z | 0.3333 | 0.6667 | 1.667 | 2.082 | 3 | 0.3333 |\n"
+        "| 2026-03-02T02:00:00Z | 0.6667 | 0.6667 | 1.667 | 2.082 | 3 | 0.6667 |\n"
+    ) in md
+    assert (
+        "## videoholmes: official metrics, stage s3\n\n"  # kept from the first night; '-' for the second
+        "| time | acc | n | our_acc |\n|---|---|---|---|\n"
+        "| 2026-03-01T02:00:00Z | 0.25 | 4 | 0.25 |\n| 2026-03-02T02:00:00Z | - | - | - |\n"
+    ) in md
+    assert md.endswith(
+        "## Benchmarks not evaluated in the latest run\n\n"
+        "- videoholmes: videoholmes: benchmark folder /b/vh does not exist\n"
+    )
+    first_night = render_markdown(records[:1], select_columns(records[:1]))
+    assert "Layout: Hugging Face snapshot" in first_night  # the first night read it
+
+
+def test_plot_has_a_panel_per_benchmark(tmp_path: Path) -> None:
+    from PIL import Image
+
+    eval_dir = tmp_path / "eval"
+    official = {
+        "avcounting": {"s3": {"exact_acc": 0.5, "mae": 1.0, "n": 2}},
+        "mmvu": {"s3": {"acc": 0.5, "n": 2}},
+    }
+    _night(eval_dir, {"s3": {"test": 0.5}, "official": official}, {"avcounting": COUNTING_REPORT})
+    update_history(eval_dir, when=NIGHT1)
+    with Image.open(history_paths(eval_dir)[2]) as image:
+        assert image.size == (800, 1050)  # 8 x (4.5 + 3 per benchmark panel) inches at 100 dpi

@@ -94,7 +94,7 @@ def test_accuracy_mixes_answer_types_in_one_call() -> None:
 
 
 def test_accuracy_bad_inputs_name_the_field() -> None:
-    with pytest.raises(ValueError, match=r"answer_type\[0\] must be 'mc' or 'numeric', got 'open'"):
+    with pytest.raises(ValueError, match=r"answer_type\[0\] must be 'mc', 'numeric' or 'multi', got 'open'"):
         accuracy_reward([done("A")], answer=["A"], answer_type=["open"], choices=[CHOICES])
     with pytest.raises(ValueError, match=r"answer\[0\] is not a number: 'four'"):
         numeric([done("4")], ["four"])

@@ -1,36 +1,37 @@
 """Benchmark adapters: a benchmark's released folder (annotations + media) -> `Sample` records.
 
-`load_benchmark("worldsense", "/data/WorldSense")` reads the annotation file where the benchmark's
-release puts it, converts each question (question, option texts in letter order, answer letter,
-root-relative media paths, the benchmark's task type in `task`, `source` = the benchmark name) and
-reports every record it could not convert. `write_lm_eval_jsonl` writes samples as a local JSONL
-data set for an lm-eval task YAML.
+`load_benchmark("videoholmes", "/data/Video-Holmes")` detects which of the benchmark's released
+layouts the folder holds (the creators' release first, then the exports lmms-eval and VLMEvalKit
+read), converts each question (question, option texts in letter order, answer, root-relative
+media paths, the benchmark's category in `task`, `source` = the benchmark name), says in
+`BenchmarkLoad.layout` which layout it read and reports every record it could not convert.
+Each adapter names the sources it follows (`adapter.follows`: repository and file) and its
+module docstring gives the fields. `write_lm_eval_jsonl` writes samples as a local JSONL data
+set for an lm-eval task YAML. How each benchmark is scored lives in
+avatar_core.evaluation.official.
 
-Departures from the authors' evaluation code: the AVATAR authors prompt each benchmark with its own
-template; here every benchmark becomes the same `Sample`, so prompts come from
-`schema.render_messages` and differ from theirs. IntentBench yes/no questions become two-option
-questions; multi-label IntentBench and open-ended MMVU questions are skipped (and reported).
-Formats not confirmed from a released file are named in `omni.py` and `video.py`.
+Departures from the benchmarks' own evaluation code: every benchmark becomes the same `Sample`,
+so prompts come from `schema.render_messages` and differ from each benchmark's template; the
+answer is read from the `<answer>` block (see official.py). Open-ended MMVU questions are
+skipped (reported): scoring them needs a model judge.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from avatar_core.data.benchmarks.core import BenchmarkAdapter, BenchmarkError, BenchmarkLoad, run_adapter
+from avatar_core.data.benchmarks.core import (
+    BenchmarkAdapter,
+    BenchmarkError,
+    BenchmarkLoad,
+    Layout,
+    run_adapter,
+)
+from avatar_core.data.benchmarks.intent import IntentBenchAdapter
 from avatar_core.data.benchmarks.lm_eval import write_lm_eval_jsonl
-from avatar_core.data.benchmarks.omni import (
-    DailyOmniAdapter,
-    IntentBenchAdapter,
-    OmniBenchAdapter,
-    WorldSenseAdapter,
-)
-from avatar_core.data.benchmarks.video import (
-    AVCountingAdapter,
-    AVOdysseyAdapter,
-    MMVUAdapter,
-    VideoHolmesAdapter,
-)
+from avatar_core.data.benchmarks.odyssey import AVOdysseyAdapter
+from avatar_core.data.benchmarks.omni import DailyOmniAdapter, OmniBenchAdapter, WorldSenseAdapter
+from avatar_core.data.benchmarks.video import AVCountingAdapter, MMVUAdapter, VideoHolmesAdapter
 from avatar_core.registry import Registry
 
 BENCHMARKS: Registry[BenchmarkAdapter] = Registry("benchmark")
@@ -55,7 +56,8 @@ def load_benchmark(
     limit: stop after this many accepted samples (records are read in file order).
     strict: raise BenchmarkError on the first malformed record instead of reporting it in
     `rejected`. Missing media files are always reported per record, never raised; a media path
-    that escapes `root` always raises. An unknown name raises KeyError listing the valid names.
+    that escapes `root` always raises. A missing folder or annotation file raises BenchmarkError
+    naming what was looked for. An unknown name raises KeyError listing the valid names.
     """
     return run_adapter(BENCHMARKS.get(name), Path(root), limit, strict)
 
@@ -65,6 +67,7 @@ __all__ = [
     "BenchmarkAdapter",
     "BenchmarkError",
     "BenchmarkLoad",
+    "Layout",
     "load_benchmark",
     "write_lm_eval_jsonl",
 ]

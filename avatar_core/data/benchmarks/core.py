@@ -1,16 +1,18 @@
-"""The machinery every benchmark adapter shares: errors, the load loop, option and path helpers.
+"""The machinery every benchmark adapter shares: layouts, the load loop, record readers, helpers.
 
-An adapter only knows its benchmark's released layout: where the annotation file lives, how to
-iterate its records and how one record maps onto a `Draft` (question, option texts, answer letter,
-media files). Everything else lives here, once: id prefixes, duplicate ids, schema validation,
-the media-path escape check, missing-media reporting, `limit` and `strict`.
+An adapter knows its benchmark's released layouts (the creators' release first, then the exports
+that third-party loaders such as lmms-eval and VLMEvalKit produce), how one record maps onto a
+`Draft` (question, option texts, answer, media candidates) and which sources it follows.
+Everything else lives here, once: layout detection, id prefixes, duplicate ids, schema
+validation, the media-path escape check, media lookup among candidate places, missing-media
+reporting, `limit` and `strict`.
 
 Three outcomes per record, never a silent drop:
 - accepted: a `Sample` in `BenchmarkLoad.samples`;
 - rejected: malformed annotation or a missing media file, in `BenchmarkLoad.rejected` as
   `{file, record, reason}` (strict mode raises on the first malformed record instead);
-- skipped: a well-formed record of a kind we do not convert (open-ended MMVU questions,
-  multi-label IntentBench questions), in `BenchmarkLoad.skipped` with the same keys.
+- skipped: a well-formed record of a kind we do not convert (open-ended MMVU questions), in
+  `BenchmarkLoad.skipped` with the same keys.
 A media path that escapes the benchmark root (absolute, or `..` above it) always raises: it is a
 sign of a tampered or mis-pointed annotation file, not of one bad record.
 """
@@ -45,6 +47,34 @@ class UnsupportedRecordError(Exception):
     """Raised by an adapter's `convert`: a well-formed record of a kind that is not converted."""
 
 
+@dataclass(frozen=True)
+class Layout:
+    """One way a benchmark is distributed: where its annotation file sits, described in one line."""
+
+    key: str  # short name the adapter branches on, e.g. "creators", "lmms_eval"
+    description: str  # the line logged when this layout is detected
+    globs: tuple[str, ...]  # annotation files, relative to the benchmark root; the first that match win
+    requires_dir: str = ""  # a folder that must also exist under the root ('' : none)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What `convert` knows besides the record: the folder, the detected layout, the file read."""
+
+    root: Path
+    layout: Layout
+    file: Path
+
+    @property
+    def base(self) -> str:
+        """The annotation file's folder relative to the root ('' when it sits in the root)."""
+        parent = self.file.parent.relative_to(self.root).as_posix()
+        return "" if parent == "." else parent
+
+
+MediaRef = tuple[str, str | tuple[str, ...]]  # (source field, root-relative path or candidates in order)
+
+
 @dataclass
 class Draft:
     """One record mapped onto the schema, before ids, validation and media checks."""
@@ -52,11 +82,9 @@ class Draft:
     native_id: str  # the benchmark's own id for the question; the Sample id is '<benchmark>/<native_id>'
     task: str
     question: str
-    answer: str  # option letter (mc) or a number written as text (numeric)
+    answer: str  # option letter (mc), a number as text (numeric), letters "B,E" (multi)
     choices: list[str] = field(default_factory=list)
-    media: list[tuple[str, str]] = field(
-        default_factory=list
-    )  # (source field, root-relative path); first = primary
+    media: list[MediaRef] = field(default_factory=list)  # first = primary; the first candidate found wins
     answer_type: str = "mc"
     has_audio: bool = True
 
@@ -66,29 +94,36 @@ class BenchmarkLoad:
     samples: list[Sample] = field(default_factory=list)
     rejected: list[dict[str, str]] = field(default_factory=list)  # {file, record, reason}
     skipped: list[dict[str, str]] = field(default_factory=list)  # {file, record, reason}
+    layout: str = ""  # the detected layout, one line
+    files: list[str] = field(default_factory=list)  # annotation files read
 
 
 class BenchmarkAdapter(ABC):
-    """Reads one benchmark's released folder layout. Subclasses set the class attributes."""
+    """Reads one benchmark's released layouts. Subclasses set the class attributes."""
 
     name: str = ""
     expects: str = ""  # the released annotation file and media folders, for error messages
-    annotation_globs: tuple[tuple[str, ...], ...] = ()  # groups of globs; the first group that matches wins
+    follows: tuple[str, ...] = ()  # "repository: file" of each source the adapter follows
+    layouts: tuple[Layout, ...] = ()  # in order of preference: the creators' release first
     id_fields: tuple[str, ...] = ()  # record fields shown next to the record index in messages
 
-    def annotation_files(self, root: Path) -> list[Path]:
-        for group in self.annotation_globs:
-            found = sorted({p for pattern in group for p in root.glob(pattern) if p.is_file()})
-            if found:
-                return found
-        looked = ", ".join(str(root / pattern) for group in self.annotation_globs for pattern in group)
+    def detect(self, root: Path) -> tuple[Layout, list[Path]]:
+        """The first layout whose annotation files exist under `root`, with those files."""
+        for layout in self.layouts:
+            if layout.requires_dir and not (root / layout.requires_dir).is_dir():
+                continue
+            for pattern in layout.globs:
+                found = sorted(p for p in root.glob(pattern) if p.is_file())
+                if found:
+                    return layout, found
+        looked = ", ".join(dict.fromkeys(str(root / g) for layout in self.layouts for g in layout.globs))
         raise BenchmarkError(
             f"{self.name}: no annotation file found under {root} (looked for {looked}); expected {self.expects}"
         )
 
-    def records(self, path: Path) -> Iterator[tuple[str, Any]]:
-        """(record label, raw record) pairs; default: a JSON list or JSON Lines file."""
-        for index, raw in enumerate(read_json_records(self.name, path)):
+    def records(self, path: Path, layout: Layout) -> Iterator[tuple[str, Any]]:
+        """(record label, raw record) pairs; default: a JSON list, JSON Lines or parquet file."""
+        for index, raw in enumerate(read_records(self.name, path)):
             yield self.describe(index, raw), raw
 
     def describe(self, index: int, raw: Any) -> str:
@@ -100,16 +135,44 @@ class BenchmarkAdapter(ABC):
         return label
 
     @abstractmethod
-    def convert(self, raw: Any, root: Path) -> Draft:
+    def convert(self, raw: Any, ctx: Context) -> Draft:
         """Map one raw record; raise MalformedRecordError (malformed) or UnsupportedRecordError (not converted)."""
 
 
+# --------------------------------------------------------------------------- record readers
+
+
+def read_records(benchmark: str, path: Path) -> list[Any]:
+    """Records of a JSON list (.json), JSON Lines (.jsonl) or parquet file; a broken file is a BenchmarkError."""
+    if path.suffix == ".parquet":
+        return read_parquet_rows(benchmark, path)
+    return read_json_records(benchmark, path)
+
+
+def read_parquet_rows(benchmark: str, path: Path) -> list[dict[str, Any]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path).to_pylist()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise BenchmarkError(f"{benchmark}: {path}: not a readable parquet file ({exc})") from None
+
+
+def read_json_value(benchmark: str, path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BenchmarkError(
+            f"{benchmark}: {path}: not valid JSON ({exc.msg} at line {exc.lineno})"
+        ) from None
+
+
 def read_json_records(benchmark: str, path: Path) -> list[Any]:
-    """A JSON list (.json) or one JSON value per line (.jsonl); a broken file is a BenchmarkError."""
-    text = path.read_text(encoding="utf-8")
+    """A JSON list (.json) or one JSON value per line (.jsonl)."""
     if path.suffix == ".jsonl":
         rows = []
-        for number, line in enumerate(text.splitlines(), start=1):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
             if line.strip():
                 try:
                     rows.append(json.loads(line))
@@ -118,17 +181,15 @@ def read_json_records(benchmark: str, path: Path) -> list[Any]:
                         f"{benchmark}: {path}: line {number} is not valid JSON ({exc.msg})"
                     ) from None
         return rows
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BenchmarkError(
-            f"{benchmark}: {path}: not valid JSON ({exc.msg} at line {exc.lineno})"
-        ) from None
+    data = read_json_value(benchmark, path)
     if not isinstance(data, list):
         raise BenchmarkError(
             f"{benchmark}: {path}: expected a JSON list of records, got {type(data).__name__}"
         )
     return data
+
+
+# --------------------------------------------------------------------------- field helpers
 
 
 def require_text(raw: dict[str, Any], key: str) -> str:
@@ -142,6 +203,14 @@ def require_dict(raw: Any, what: str = "record") -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise MalformedRecordError(what, f"expected a JSON object, got {type(raw).__name__}")
     return raw
+
+
+def require_id(raw: dict[str, Any], key: str) -> str:
+    """A question id given as an integer or a non-empty string (booleans and floats are refused)."""
+    value = raw.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | str) or str(value).strip() == "":
+        raise MalformedRecordError(key, f"expected an integer or string question id, got {value!r}")
+    return str(value).strip()
 
 
 _PREFIX = re.compile(r"^\s*\(?([A-Za-z])\s*[\.\):：]\s*")
@@ -222,14 +291,6 @@ def safe_relative(benchmark: str, where: str, field_name: str, value: str) -> st
     return PurePosixPath(normal).as_posix()
 
 
-def first_existing_dir(root: Path, candidates: tuple[str, ...]) -> str:
-    """The first candidate sub-folder of root that exists ('' when none does: media sit in root)."""
-    for candidate in candidates:
-        if (root / candidate).is_dir():
-            return candidate
-    return ""
-
-
 def join_media(folder: str, name: str) -> str:
     return f"{folder}/{name}" if folder else name
 
@@ -239,6 +300,9 @@ def _validate_limit(limit: int | None) -> None:
         raise ValueError(f"limit must be None or a non-negative integer, got {limit!r}")
 
 
+# --------------------------------------------------------------------------- the load loop
+
+
 def run_adapter(adapter: BenchmarkAdapter, root: Path, limit: int | None, strict: bool) -> BenchmarkLoad:
     """Convert every record of every annotation file in order until `limit` samples are accepted."""
     _validate_limit(limit)
@@ -246,17 +310,19 @@ def run_adapter(adapter: BenchmarkAdapter, root: Path, limit: int | None, strict
         raise BenchmarkError(
             f"{adapter.name}: benchmark folder {root} does not exist; expected {adapter.expects}"
         )
-    result = BenchmarkLoad()
+    layout, files = adapter.detect(root)
+    result = BenchmarkLoad(layout=layout.description, files=[str(p) for p in files])
     seen_ids: set[str] = set()
-    for path in adapter.annotation_files(root):
-        for label, raw in adapter.records(path):
+    for path in files:
+        ctx = Context(root, layout, path)
+        for label, raw in adapter.records(path, layout):
             if limit is not None and len(result.samples) >= limit:
                 return result
             where = f"{path}: record {label}"
             entry = {"file": str(path), "record": label}
             try:
-                draft = adapter.convert(raw, root)
-                sample = _to_sample(adapter.name, draft, where)
+                draft = adapter.convert(raw, ctx)
+                sample, media = _to_sample(adapter.name, draft, where, root)
                 if sample.id in seen_ids:
                     raise MalformedRecordError("id", f"duplicate question id {draft.native_id!r}")
             except UnsupportedRecordError as skip:
@@ -268,7 +334,7 @@ def run_adapter(adapter: BenchmarkAdapter, root: Path, limit: int | None, strict
                     raise BenchmarkError(f"{adapter.name}: {where}: {reason}") from None
                 result.rejected.append({**entry, "reason": reason})
                 continue
-            missing = [f"{name} -> {rel}" for name, rel in draft.media if not (root / rel).is_file()]
+            missing = [f"{name} -> {' or '.join(tried)}" for name, tried in media if isinstance(tried, tuple)]
             if missing:
                 result.rejected.append({**entry, "reason": f"missing media file(s): {'; '.join(missing)}"})
                 continue
@@ -277,9 +343,17 @@ def run_adapter(adapter: BenchmarkAdapter, root: Path, limit: int | None, strict
     return result
 
 
-def _to_sample(benchmark: str, draft: Draft, where: str) -> Sample:
-    media = [safe_relative(benchmark, where, name, rel) for name, rel in draft.media]
-    draft.media = list(zip([name for name, _ in draft.media], media, strict=True))
+def _to_sample(
+    benchmark: str, draft: Draft, where: str, root: Path
+) -> tuple[Sample, list[tuple[str, str | tuple[str, ...]]]]:
+    """The Sample of a draft, and per media field the path found (str) or the places tried (tuple)."""
+    resolved: list[tuple[str, str | tuple[str, ...]]] = []
+    for name, candidates in draft.media:
+        options = (candidates,) if isinstance(candidates, str) else candidates
+        paths = tuple(dict.fromkeys(safe_relative(benchmark, where, name, rel) for rel in options))
+        found = next((rel for rel in paths if (root / rel).is_file()), None)
+        resolved.append((name, found if found is not None else paths))
+    chosen = [value if isinstance(value, str) else value[0] for _, value in resolved]
     sample = Sample(
         id=f"{benchmark}/{draft.native_id}",
         task=draft.task,
@@ -287,10 +361,10 @@ def _to_sample(benchmark: str, draft: Draft, where: str) -> Sample:
         answer=draft.answer,
         answer_type=draft.answer_type,  # type: ignore[arg-type]
         choices=list(draft.choices),
-        video=media[0] if media else "",
-        extra_media=media[1:],
+        video=chosen[0] if chosen else "",
+        extra_media=chosen[1:],
         has_audio=draft.has_audio,
         source=benchmark,
     )
     sample.validate(where)
-    return sample
+    return sample, resolved

@@ -2,8 +2,8 @@
 
 One line per sample. For multiple choice, `answer` is the 0-based index of the correct option,
 which is what lm-eval's `output_type: multiple_choice` expects from `doc_to_target: answer` with
-`doc_to_choice: "{{choices}}"`; the letter travels in `answer_letter`. For numeric questions
-`answer` is the number as text (a `generate_until` target). `video` is the media path relative to
+`doc_to_choice: "{{choices}}"`; the letter travels in `answer_letter`. For numeric and
+multi-label questions `answer` is the text ("4", "B,E": a `generate_until` target). `video` is the media path relative to
 the benchmark root, or joined onto `media_root` when given, so the model can open it from the
 directory lm-eval runs in.
 """

@@ -1,32 +1,30 @@
-"""Adapters for the omni-modal benchmarks: OmniBench, Daily-Omni, WorldSense, IntentBench.
+"""Adapters for OmniBench, Daily-Omni and WorldSense.
 
-Formats were read from each benchmark's released README and evaluation scripts (OmniBench README,
-Daily-Omni `test_model/*/testmodel.py` and example QA files, the AVATAR authors' WorldSense and
-IntentBench evaluation scripts). Where the released files could not be inspected directly, the
-adapter says so below and reads the field names those scripts use.
-
-- omnibench: `dataset/batch-5_1142_20240817.jsonl` (any `dataset/*.jsonl`), keys `index`,
-  `task type`, `audio type`, `question`, `options` (texts), `answer` (the option *text*),
-  `image_path` / `audio_path` (basenames under `mm_data/image/` and `mm_data/audio/`). The image is
-  the primary visual (`Sample.video`), the audio file goes to `Sample.extra_media`. Confirmed from the
-  README; the Hugging Face parquet export (bytes inside the file) is not read.
-- dailyomni: `qa.json` (list), keys `Question`, `Choice` ("A. ..." strings), `Answer` (letter),
-  `video_id`, `Type`; video at `Videos/<video_id>/<video_id>_video.mp4`. Confirmed from the
-  authors' evaluation scripts. Records carry no question id; the id is `<video_id>/<position>`.
-- worldsense: `worldsense_qa.json`, an object video_id -> {`domain`, ..., `task1`: {`question`,
-  `candidates`, `answer`, `task_type`, `task_domain`}, `task2`: ...}; video at `<video_id>.mp4`
-  (or `videos/<video_id>.mp4`). Layout taken from the AVATAR authors' WorldSense script; the file
-  itself could not be inspected, so the `videos/` fallback is a guess.
-- intentbench: `qa.json` (list), keys `qid` (or `Question id`), `problem_type`, `problem`,
-  `options`, `answer`, `video` (root-relative). `multiple choice` records map directly; `judge`
-  records (deception, answer Yes/No) become two-option questions Yes/No; `emer_ov_mc` records have
-  several correct letters, which a single-letter Sample cannot hold, so they are skipped (reported).
-  Field names from the AVATAR authors' IntentBench script; no released file was inspected.
+- omnibench. Follows multimodal-art-projection/OmniBench `README.md` (the GitHub release) and
+  EvolvingLMMs-Lab/lmms-eval `lmms_eval/tasks/omni_bench/utils.py` (the Hugging Face parquet).
+  Layouts: the GitHub release, `dataset/batch-5_1142_20240817.jsonl` (any `dataset/*.jsonl`) with
+  keys `index`, `task type`, `audio type`, `question`, `options` (texts), `answer` (the option
+  *text*), `image_path` / `audio_path` (file names under `mm_data/image/` and `mm_data/audio/`);
+  and the Hugging Face parquet (`data/*.parquet`, as m-a-p/OmniBench and lmms-eval's
+  lmms-lab/Omni_Bench_fix ship it) with the same question fields and `image` / `audio` embedded,
+  written out once under `_extracted/` (see embedded.py); a row without `index` is numbered by
+  its position. The image is the primary visual (`Sample.video`), the audio file goes to
+  `Sample.extra_media`. Category: `task type` (lmms-eval reports accuracy per task type).
+- dailyomni. Follows the creators' Hugging Face release (liarliar/Daily-Omni) as their
+  `test_model/*/testmodel.py` scripts read it: `qa.json` (list), keys `Question`, `Choice`
+  ("A. ..." strings), `Answer` (letter), `video_id`, `Type` (the category); video at
+  `Videos/<video_id>/<video_id>_video.mp4`. Records carry no question id; the id is
+  `<video_id>/<position>`.
+- worldsense. Follows the creators' release (honglyhly/WorldSense) as the AVATAR authors' WorldSense
+  script reads it: `worldsense_qa.json`, an object video_id -> {`domain`, ..., `task1`:
+  {`question`, `candidates`, `answer`, `task_type`, `task_domain`}, `task2`: ...}; video at
+  `videos/<video_id>.mp4` (the release's folder) or `<video_id>.mp4`. Category: `task_type`.
+  lmms-eval reads a flat re-export (winvswon78/worldsensesub: `index`, `video_path`,
+  `candidates`, ...) whose file could not be inspected, so it is not read here.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,56 +32,97 @@ from typing import Any
 from avatar_core.data.benchmarks.core import (
     BenchmarkAdapter,
     BenchmarkError,
+    Context,
     Draft,
+    Layout,
     MalformedRecordError,
-    UnsupportedRecordError,
     answer_letter,
-    first_existing_dir,
     join_media,
     option_list,
+    read_json_value,
     require_dict,
+    require_id,
     require_text,
 )
+from avatar_core.data.benchmarks.embedded import media_value
 
 
 class OmniBenchAdapter(BenchmarkAdapter):
     name = "omnibench"
-    expects = "dataset/batch-5_1142_20240817.jsonl with media in mm_data/image/ and mm_data/audio/"
-    annotation_globs = (("dataset/*.jsonl",), ("*.jsonl",))
+    expects = (
+        "dataset/batch-5_1142_20240817.jsonl with media in mm_data/image/ and mm_data/audio/, "
+        "or the Hugging Face parquet data/*.parquet"
+    )
+    follows = (
+        "multimodal-art-projection/OmniBench: README.md",
+        "EvolvingLMMs-Lab/lmms-eval: lmms_eval/tasks/omni_bench/utils.py",
+    )
+    layouts = (
+        Layout(
+            "github",
+            "creators' GitHub release: dataset/*.jsonl, media in mm_data/image/ and mm_data/audio/",
+            ("dataset/*.jsonl", "*.jsonl"),
+        ),
+        Layout(
+            "parquet",
+            "Hugging Face parquet (m-a-p/OmniBench, lmms-eval's Omni_Bench_fix): image and audio embedded",
+            ("data/*.parquet", "*.parquet"),
+        ),
+    )
     id_fields = ("index",)
 
-    def convert(self, raw: Any, root: Path) -> Draft:
+    def records(self, path: Path, layout: Layout) -> Iterator[tuple[str, Any]]:
+        for position, (label, raw) in enumerate(super().records(path, layout)):
+            if isinstance(raw, dict) and "index" not in raw and layout.key == "parquet":
+                raw = {**raw, "index": position}
+            yield label, raw
+
+    def convert(self, raw: Any, ctx: Context) -> Draft:
         raw = require_dict(raw)
-        index = raw.get("index")
-        if isinstance(index, bool) or not isinstance(index, (int, str)) or str(index).strip() == "":
-            raise MalformedRecordError("index", f"expected an integer question id, got {index!r}")
+        qid = require_id(raw, "index")
         choices = option_list(raw, "options")
+        if ctx.layout.key == "github":
+            media = [
+                ("image_path", join_media("mm_data/image", require_text(raw, "image_path"))),
+                ("audio_path", join_media("mm_data/audio", require_text(raw, "audio_path"))),
+            ]
+        else:
+            media = [(column, media_value(raw, column, qid, ctx.root)) for column in ("image", "audio")]
+            for column, rel in media:
+                if not rel:
+                    raise MalformedRecordError(column, "no embedded file or path")
         return Draft(
-            native_id=str(index).strip(),
+            native_id=qid,
             task=require_text(raw, "task type"),
             question=require_text(raw, "question"),
             answer=answer_letter(raw.get("answer"), choices),
             choices=choices,
-            media=[
-                ("image_path", join_media("mm_data/image", require_text(raw, "image_path"))),
-                ("audio_path", join_media("mm_data/audio", require_text(raw, "audio_path"))),
-            ],
+            media=media,  # type: ignore[arg-type]
         )
 
 
 class DailyOmniAdapter(BenchmarkAdapter):
     name = "dailyomni"
     expects = "qa.json with videos at Videos/<video_id>/<video_id>_video.mp4"
-    annotation_globs = (("qa.json",),)
+    follows = (
+        "liarliar/Daily-Omni (Hugging Face): qa.json, as the creators' test_model/*/testmodel.py read it",
+    )
+    layouts = (
+        Layout(
+            "creators",
+            "creators' Hugging Face release: qa.json, clips at Videos/<video_id>/<video_id>_video.mp4",
+            ("qa.json",),
+        ),
+    )
     id_fields = ("video_id",)
 
-    def records(self, path: Path) -> Iterator[tuple[str, Any]]:
-        for label, raw in super().records(path):
+    def records(self, path: Path, layout: Layout) -> Iterator[tuple[str, Any]]:
+        for label, raw in super().records(path, layout):
             if isinstance(raw, dict):
                 raw = {**raw, "_position": label.split(" ")[0]}
             yield label, raw
 
-    def convert(self, raw: Any, root: Path) -> Draft:
+    def convert(self, raw: Any, ctx: Context) -> Draft:
         raw = require_dict(raw)
         video_id = require_text(raw, "video_id")
         choices = option_list(raw, "Choice")
@@ -99,16 +138,20 @@ class DailyOmniAdapter(BenchmarkAdapter):
 
 class WorldSenseAdapter(BenchmarkAdapter):
     name = "worldsense"
-    expects = "worldsense_qa.json (video_id -> {task1: {...}, ...}) with videos at <video_id>.mp4 or videos/"
-    annotation_globs = (("worldsense_qa.json",),)
+    expects = "worldsense_qa.json (video_id -> {task1: {...}, ...}) with videos at videos/<video_id>.mp4"
+    follows = (
+        "honglyhly/WorldSense (Hugging Face): worldsense_qa.json, as the AVATAR authors' WorldSense script reads it",
+    )
+    layouts = (
+        Layout(
+            "creators",
+            "creators' Hugging Face release: worldsense_qa.json keyed by video, clips in videos/ (or the folder)",
+            ("worldsense_qa.json",),
+        ),
+    )
 
-    def records(self, path: Path) -> Iterator[tuple[str, Any]]:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise BenchmarkError(
-                f"{self.name}: {path}: not valid JSON ({exc.msg} at line {exc.lineno})"
-            ) from None
+    def records(self, path: Path, layout: Layout) -> Iterator[tuple[str, Any]]:
+        data = read_json_value(self.name, path)
         if not isinstance(data, dict):
             raise BenchmarkError(
                 f"{self.name}: {path}: expected an object video_id -> tasks, got {type(data).__name__}"
@@ -124,53 +167,19 @@ class WorldSenseAdapter(BenchmarkAdapter):
                         {"_video_id": video_id, "_task_key": task_key, "_task": task},
                     )
 
-    def convert(self, raw: Any, root: Path) -> Draft:
+    def convert(self, raw: Any, ctx: Context) -> Draft:
         if not raw["_task_key"]:
             raise MalformedRecordError(
                 raw["_video_id"], f"expected an object of tasks, got {type(raw['_task']).__name__}"
             )
         task = require_dict(raw["_task"], raw["_task_key"])
         choices = option_list(task, "candidates")
-        folder = first_existing_dir(root, ("videos",))
+        name = f"{raw['_video_id']}.mp4"
         return Draft(
             native_id=f"{raw['_video_id']}_{raw['_task_key']}",
             task=require_text(task, "task_type"),
             question=require_text(task, "question"),
             answer=answer_letter(task.get("answer"), choices),
             choices=choices,
-            media=[("video_id", join_media(folder, f"{raw['_video_id']}.mp4"))],
-        )
-
-
-class IntentBenchAdapter(BenchmarkAdapter):
-    name = "intentbench"
-    expects = "qa.json (qid, problem_type, problem, options, answer, video) with root-relative video paths"
-    annotation_globs = (("qa.json",),)
-    id_fields = ("qid", "Question id")
-
-    def convert(self, raw: Any, root: Path) -> Draft:
-        raw = require_dict(raw)
-        qid = raw.get("qid", raw.get("Question id"))
-        if qid is None or str(qid).strip() == "":
-            raise MalformedRecordError("qid", "missing question id (neither 'qid' nor 'Question id')")
-        kind = require_text(raw, "problem_type")
-        if kind == "multiple choice":
-            choices = option_list(raw, "options")
-            answer = answer_letter(raw.get("answer"), choices)
-        elif kind == "judge":
-            choices = ["Yes", "No"]
-            answer = answer_letter(raw.get("answer"), choices)
-        elif kind == "emer_ov_mc":
-            raise UnsupportedRecordError(
-                "problem_type 'emer_ov_mc' has several correct letters; a Sample holds one"
-            )
-        else:
-            raise MalformedRecordError("problem_type", f"unknown problem type {kind!r}")
-        return Draft(
-            native_id=str(qid).strip(),
-            task=kind,
-            question=require_text(raw, "problem"),
-            answer=answer,
-            choices=choices,
-            media=[("video", require_text(raw, "video"))],
+            media=[("video_id", (f"videos/{name}", name))],
         )
