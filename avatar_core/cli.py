@@ -2,19 +2,34 @@
 
 Every subcommand reads params.yaml (`--params`), applies `--set key.path=value` overrides, and calls
 one recipe function with the typed config. Recipes write only under the folders named in the
-`paths:` section, so DVC can track them as stage outputs.
+`paths:` section, so DVC can track them as stage outputs; the command holds a lock on each of
+them while the recipe runs (avatar_core.pipeline.locks), so a second writer refuses to start.
+
+Whatever goes wrong, the command prints one line per problem, `error: <key path or file:line>:
+<reason>`, to stderr and exits non-zero (2: the configuration, 1: anything else, 130: interrupted);
+a Python traceback is shown only with `--debug` (or AVATAR_DEBUG=1, for commands run by DVC).
+When AVATAR_ERROR_FILE names a file, the same lines are appended to it: that is how a Prefect task
+running the stage through DVC puts them in its own log.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
+import re
 import sys
+import traceback
 from collections.abc import Callable
 
-from avatar_core.config import STAGES, AvatarConfig, ConfigError, load_config
+from avatar_core.config import STAGES, AvatarConfig, ConfigError, check_inputs, load_config
+
+ERROR_FILE_ENV = "AVATAR_ERROR_FILE"
+# Exceptions the code raises on purpose for bad input or a bad state, with a message that says
+# what and where; the message of any other exception is printed with its type.
+EXPECTED_ERRORS = (ValueError, OSError, RuntimeError)
 
 # Stage name -> "module:function"; imported lazily so `avatar --help` stays fast.
 RECIPES: dict[str, str] = {
@@ -57,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
             help="override one value, e.g. --set rl.s1.steps=10 (repeatable)",
         )
         p.add_argument("--no-progress", action="store_true", help="disable progress bars")
+        p.add_argument(
+            "--debug", action="store_true", help="show the Python traceback of an error (also AVATAR_DEBUG=1)"
+        )
         if name == "rl":
             p.add_argument("--stage", required=True, choices=STAGES, help="which RL stage to run")
         if name == "ablate":
@@ -67,32 +85,86 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def error_lines(err: BaseException) -> list[tuple[str, str]]:
+    """(where, reason) per problem of an exception: a key path or file (and line), and why."""
+    if isinstance(err, ConfigError):
+        return err.problems
+    path = getattr(err, "path", None)
+    if isinstance(path, str) and hasattr(err, "reason"):  # MediaError, LockError
+        return [(path, str(err.reason))]
+    if isinstance(err, OSError) and err.filename and err.strerror:
+        return [(str(err.filename), err.strerror)]
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    os_error = re.search(r"\(os error (\d+)\)", text)  # what Rust writers (safetensors) raise
+    if os_error:
+        return [("", f"{text} ({errno.errorcode.get(int(os_error.group(1)), 'errno')}; a file write failed)")]
+    if not isinstance(err, EXPECTED_ERRORS):
+        text = f"{type(err).__name__}: {text} (--debug shows where it was raised)"
+    return [("", text or type(err).__name__)]
+
+
+def report(problems: list[tuple[str, str]]) -> list[str]:
+    """Print one `error: where: reason` line per problem to stderr (and AVATAR_ERROR_FILE)."""
+    lines = []
+    for where, reason in problems:
+        reason = " ".join(reason.split())  # one line, whatever the message held
+        lines.append(f"error: {where}: {reason}" if where else f"error: {reason}")
+    print("\n".join(lines), file=sys.stderr, flush=True)
+    if os.environ.get(ERROR_FILE_ENV):
+        try:
+            with open(os.environ[ERROR_FILE_ENV], "a", encoding="utf-8") as handle:
+                handle.write("".join(line + "\n" for line in lines))
+        except OSError:
+            pass  # the lines are on stderr already
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg: AvatarConfig = load_config(args.params, args.overrides)
+    check_inputs(cfg, args.command)
+    from avatar_core.pipeline.locks import is_primary_process, stage_lock
+    from avatar_core.recipes.common import set_threads
+
+    set_threads(cfg.num_threads)
+    kwargs: dict[str, object] = {"progress": not args.no_progress}
+    stage = args.stage if args.command == "rl" else None
+    if stage:
+        kwargs["stage"] = stage
+    cell = None
+    if args.command == "ablate":
+        if not args.summary and None in (args.setting, args.variant, args.seed):
+            report([("--setting, --variant, --seed", "give all three for one cell, or --summary")])
+            return 2
+        kwargs.update(setting=args.setting, variant=args.variant, seed=args.seed, summary=args.summary)
+        if not args.summary:
+            from avatar_core.recipes.ablation import cell_name
+
+            cell = cell_name(args.setting, args.variant, args.seed)
+    recipe = _recipe(args.command)
+    if not is_primary_process():  # other ranks of a multi-process launch never write outputs
+        recipe(cfg, **kwargs)
+        return 0
+    with stage_lock(cfg, args.command, stage, cell):
+        recipe(cfg, **kwargs)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get("AVATAR_DEBUG", "") not in ("", "0")
     try:
-        cfg: AvatarConfig = load_config(args.params, args.overrides)
-    except ConfigError as err:
-        print(f"avatar {args.command}: {err}", file=sys.stderr)
-        return 2
-    from avatar_core.recipes.common import set_threads
-
-    set_threads(cfg.num_threads)
-    kwargs: dict[str, object] = {"progress": not args.no_progress}
-    if args.command == "rl":
-        kwargs["stage"] = args.stage
-    if args.command == "ablate":
-        if not args.summary and None in (args.setting, args.variant, args.seed):
-            print(
-                "avatar ablate: give --setting, --variant and --seed of one cell, or --summary",
-                file=sys.stderr,
-            )
-            return 2
-        kwargs.update(setting=args.setting, variant=args.variant, seed=args.seed, summary=args.summary)
-    _recipe(args.command)(cfg, **kwargs)
-    return 0
+        return run(args)
+    except KeyboardInterrupt:
+        report([("", "interrupted")])
+        return 130
+    except Exception as err:
+        if debug:
+            traceback.print_exc()
+        report(error_lines(err))
+        return 2 if isinstance(err, ConfigError) else 1
 
 
 if __name__ == "__main__":

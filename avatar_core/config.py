@@ -25,20 +25,52 @@ LOSS_TYPES = ("grpo", "bnpo", "dapo", "dr_grpo")
 REWARD_NAMES = ("format", "accuracy", "self", "judge")
 STAGES = ("s1", "s2", "s3")
 CONTROL_NAMES = ("blank_media", "blank_video", "blank_audio")
+CHECKPOINTS = ("base", "sft", *STAGES)  # every stage that writes a model, in curriculum order
+SPLITS = ("train", "validation", "test")
+MAX_SEED = 2**32 - 1  # numpy's legacy np.random.seed takes 0..2**32-1; torch and numpy Generators take more
+BIG = 10**9  # upper bound of counts (steps, samples) that no run reaches; catches typos such as 1e20
 
 
 class ConfigError(ValueError):
-    """A params file that cannot be used; the message names the key path of each problem."""
+    """A params file that cannot be used; the message names the key path of each problem.
+
+    `problems` holds the same content as (where, reason) pairs, `where` a dotted key path or
+    `file:line` ('' when the problem has no location): the `avatar` command prints one line each.
+    """
+
+    def __init__(self, message: str, problems: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems if problems is not None else [("", message)]
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: `.inf` or `.nan` in any float field is an error naming its key, not a
+    # run that trains every weight to NaN.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul_bytes(cls, value: Any) -> Any:
+        """A NUL byte in a path or name makes every OS call on it fail; refuse it here instead."""
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(t, str) and "\x00" in t for t in texts):
+            raise ValueError("must not contain a NUL byte (\\x00)")
+        return value
 
 
 def _known(kind: str, name: str, valid: tuple[str, ...]) -> str:
     if name not in valid:
         raise ValueError(f"unknown {kind} {name!r}; valid names: {', '.join(valid)}")
     return name
+
+
+def _known_unique(kind: str, names: list[str], valid: tuple[str, ...]) -> list[str]:
+    for name in names:
+        _known(kind, name, valid)
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{kind} {', '.join(repeated)} listed more than once")
+    return names
 
 
 # --------------------------------------------------------------------------- paths, data, model
@@ -72,10 +104,10 @@ class PathsConfig(Section):
 
 class SyntheticConfig(Section):
     n_train: int = Field(
-        240, gt=0, description="Training samples to generate (spread over the task families)."
+        240, gt=0, le=BIG, description="Training samples to generate (spread over the task families)."
     )
-    n_val: int = Field(48, ge=0, description="Validation samples.")
-    n_test: int = Field(96, gt=0, description="Held-out test samples.")
+    n_val: int = Field(48, ge=0, le=BIG, description="Validation samples.")
+    n_test: int = Field(96, gt=0, le=BIG, description="Held-out test samples.")
     tasks: list[str] = Field(
         default_factory=lambda: ["count_flashes", "av_match", "count_beeps", "localise"],
         description="Task families to generate; each belongs to one curriculum stage.",
@@ -85,7 +117,9 @@ class SyntheticConfig(Section):
     )
     fps: int = Field(8, gt=0, le=60, description="Frame rate of the generated video.")
     duration_s: float = Field(2.0, gt=0, le=30, description="Clip length in seconds.")
-    sample_rate: int = Field(16000, gt=0, description="Audio sample rate written into the clips.")
+    sample_rate: int = Field(
+        16000, ge=1000, le=192_000, description="Audio sample rate written into the clips."
+    )
     hard_fraction: float = Field(
         0.4, ge=0, le=1, description="Share of samples drawn from the hard difficulty level."
     )
@@ -97,20 +131,35 @@ class SyntheticConfig(Section):
             raise ValueError(f"must be a multiple of 28 (the Qwen2-VL patch x merge size), got {v}")
         return v
 
+    @field_validator("tasks")
+    @classmethod
+    def _generator_tasks(cls, v: list[str]) -> list[str]:
+        from avatar_core.data.synthetic_tasks import TASKS  # numpy only; the registry is the truth
+
+        if not v:
+            raise ValueError("at least one task family is needed")
+        return _known_unique("synthetic task", v, tuple(TASKS.names()))
+
 
 class MediaConfig(Section):
     n_frames: int = Field(4, gt=0, le=256, description="Frames sampled uniformly from each clip (paper: 16).")
     max_pixels: int = Field(
-        56 * 56, gt=0, description="Pixel budget per frame; frames are resized to fit, multiple of 28."
+        56 * 56,
+        ge=28 * 28,
+        le=2**26,
+        description="Pixel budget per frame (at least one 28x28 patch); frames are resized to fit, "
+        "multiple of 28.",
     )
-    sample_rate: int = Field(16000, gt=0, description="Audio is decoded to mono float32 at this rate.")
+    sample_rate: int = Field(
+        16000, ge=1000, le=192_000, description="Audio is decoded to mono float32 at this rate."
+    )
     backend: Literal["decord", "pyav"] = Field("decord", description="Video decoder; pyav is the fallback.")
     allow_missing_audio: bool = Field(
         True, description="A clip without audio gets silence and a flag instead of an error."
     )
-    max_duration_s: float = Field(600.0, gt=0, description="Clips longer than this are rejected.")
+    max_duration_s: float = Field(600.0, gt=0, le=86_400, description="Clips longer than this are rejected.")
     max_resolution: int = Field(
-        8192, gt=0, description="Clips wider or taller than this are rejected as absurd."
+        8192, gt=0, le=65_536, description="Clips wider or taller than this are rejected as absurd."
     )
     audio_dtype: Literal["float32", "float16"] = Field(
         "float32",
@@ -126,12 +175,14 @@ class LoaderConfig(Section):
     cache_mb: float = Field(
         512.0,
         ge=0,
+        le=1_048_576,
         description="RAM cache of clips read from the store, per process, in MiB (least recently used "
         "clips are dropped first; 0: keep none beyond the batches being loaded).",
     )
     threads: int = Field(
         1,
         ge=0,
+        le=64,
         description="Background threads that load the next batch's clips while the current batch "
         "trains or generates (0: load in the training thread when needed).",
     )
@@ -156,7 +207,13 @@ class DataConfig(Section):
         default_factory=MediaConfig, description="Decoding settings shared by all stages."
     )
     num_workers: int = Field(
-        2, ge=0, description="Decoding worker processes of ingest (0 or 1: in the main process)."
+        2, ge=0, le=256, description="Decoding worker processes of ingest (0 or 1: in the main process)."
+    )
+    max_question_chars: int = Field(
+        4000,
+        gt=0,
+        le=1_000_000,
+        description="Ingested records whose question (or any option text) is longer are rejected.",
     )
     loader: LoaderConfig = Field(
         default_factory=LoaderConfig, description="Reading clips from the media store while training."
@@ -165,20 +222,22 @@ class DataConfig(Section):
     @model_validator(mode="after")
     def _path_for_files(self) -> DataConfig:
         if self.source != "synthetic" and not self.path:
-            raise ValueError(f"data.path is required when data.source is {self.source!r}")
+            raise ValueError(f"data.path: required when data.source is {self.source!r}")
         return self
 
 
 class TinyModelConfig(Section):
-    hidden_size: int = Field(64, gt=0, description="Text hidden size of the tiny thinker.")
-    num_layers: int = Field(2, gt=0, description="Text decoder layers.")
-    num_heads: int = Field(4, gt=0, description="Attention heads.")
-    num_kv_heads: int = Field(2, gt=0, description="Key/value heads (grouped-query attention).")
-    vision_dim: int = Field(32, gt=0, description="Vision encoder width.")
-    vision_depth: int = Field(2, gt=0, description="Vision encoder blocks.")
-    audio_dim: int = Field(32, gt=0, description="Audio encoder width.")
-    audio_layers: int = Field(2, gt=0, description="Audio encoder layers.")
-    vocab_size: int = Field(1024, ge=300, description="BPE vocabulary trained on the synthetic corpus.")
+    hidden_size: int = Field(64, gt=0, le=8192, description="Text hidden size of the tiny thinker.")
+    num_layers: int = Field(2, gt=0, le=256, description="Text decoder layers.")
+    num_heads: int = Field(4, gt=0, le=256, description="Attention heads.")
+    num_kv_heads: int = Field(2, gt=0, le=256, description="Key/value heads (grouped-query attention).")
+    vision_dim: int = Field(32, gt=0, le=8192, description="Vision encoder width.")
+    vision_depth: int = Field(2, gt=0, le=256, description="Vision encoder blocks.")
+    audio_dim: int = Field(32, gt=0, le=8192, description="Audio encoder width.")
+    audio_layers: int = Field(2, gt=0, le=256, description="Audio encoder layers.")
+    vocab_size: int = Field(
+        1024, ge=300, le=1_000_000, description="BPE vocabulary trained on the synthetic corpus."
+    )
     rope_theta: float = Field(
         1e6,
         gt=1,
@@ -203,8 +262,8 @@ class TinyModelConfig(Section):
 
 class LoraConfig(Section):
     enabled: bool = Field(False, description="Train LoRA adapters (PEFT) instead of all weights.")
-    r: int = Field(8, gt=0, description="LoRA rank (authors: 8).")
-    alpha: int = Field(32, gt=0, description="LoRA alpha (authors: 32).")
+    r: int = Field(8, gt=0, le=4096, description="LoRA rank (authors: 8).")
+    alpha: int = Field(32, gt=0, le=100_000, description="LoRA alpha (authors: 32).")
     dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
     target_modules: str | list[str] = Field(
         "all-linear", description="Modules to adapt; 'all-linear' as in the authors' code."
@@ -232,8 +291,8 @@ class HintsConfig(Section):
     teacher: str = Field(
         "synthetic", description="'synthetic': the generator's own hints; else a transformers model name."
     )
-    max_new_tokens: int = Field(64, gt=0, description="Length budget of a generated hint.")
-    batch_size: int = Field(4, gt=0, description="Prompts per teacher generation batch.")
+    max_new_tokens: int = Field(64, gt=0, le=32_768, description="Length budget of a generated hint.")
+    batch_size: int = Field(4, gt=0, le=4096, description="Prompts per teacher generation batch.")
     prompt: str = Field(
         "Give one short hint on how to approach this question without revealing the answer.",
         description="Instruction given to the teacher model.",
@@ -241,7 +300,12 @@ class HintsConfig(Section):
 
 
 class OptimConfig(Section):
-    lr: float = Field(5e-7, gt=0, description="Peak learning rate (authors: 5e-7 for 7B models).")
+    lr: float = Field(
+        5e-7,
+        gt=0,
+        le=1,
+        description="Peak learning rate (authors: 5e-7 for 7B models; above 1 AdamW diverges).",
+    )
     tower_lr_scale: float = Field(
         1.0,
         ge=0,
@@ -250,27 +314,34 @@ class OptimConfig(Section):
         "the tiny model's learning rates the encoders' outputs grow to 100x the text embeddings' norm and "
         "lose what tells objects apart; the embedded default freezes them.",
     )
-    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    weight_decay: float = Field(0.0, ge=0, le=1, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
-    warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
+    warmup_steps: int = Field(0, ge=0, le=BIG, description="Linear warm-up steps.")
     schedule: Literal["constant", "cosine", "linear"] = Field(
         "constant", description="Schedule after warm-up."
+    )
+    max_nonfinite_steps: int = Field(
+        3,
+        ge=1,
+        le=1000,
+        description="A step whose loss or gradient norm is NaN or infinite is skipped (no update) and "
+        "logged; this many in a row stop the stage with an error, its last checkpoint intact.",
     )
 
 
 class SFTConfig(Section):
-    epochs: int = Field(2, gt=0, description="Passes over the training traces.")
+    epochs: int = Field(2, gt=0, le=100_000, description="Passes over the training traces.")
     max_steps: int | None = Field(
-        None, gt=0, description="Stop after this many optimiser steps (None: epochs)."
+        None, gt=0, le=BIG, description="Stop after this many optimiser steps (None: epochs)."
     )
-    batch_size: int = Field(4, gt=0, description="Samples per micro-batch.")
-    grad_accum: int = Field(1, gt=0, description="Micro-batches per optimiser step.")
+    batch_size: int = Field(4, gt=0, le=65_536, description="Samples per micro-batch.")
+    grad_accum: int = Field(1, gt=0, le=65_536, description="Micro-batches per optimiser step.")
     optim: OptimConfig = Field(
         default_factory=lambda: OptimConfig(lr=1e-3, warmup_steps=10, schedule="cosine"),
         description="Optimiser and schedule.",
     )
-    eval_every: int = Field(50, gt=0, description="Validate every N optimiser steps.")
-    save_every: int = Field(100, gt=0, description="Checkpoint every N optimiser steps.")
+    eval_every: int = Field(50, gt=0, le=BIG, description="Validate every N optimiser steps.")
+    save_every: int = Field(100, gt=0, le=BIG, description="Checkpoint every N optimiser steps.")
     tasks: list[str] | None = Field(None, description="Task families to train on (None: all).")
     hint_fraction: float = Field(
         0.0,
@@ -285,10 +356,12 @@ class SFTConfig(Section):
 
 
 class GenerationConfig(Section):
-    max_new_tokens: int = Field(2048, gt=0, description="Completion length limit (authors: 2048).")
-    temperature: float = Field(1.0, gt=0, description="Sampling temperature.")
+    max_new_tokens: int = Field(
+        2048, gt=0, le=131_072, description="Completion length limit (authors: 2048)."
+    )
+    temperature: float = Field(1.0, gt=0, le=100, description="Sampling temperature.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass.")
-    top_k: int = Field(0, ge=0, description="Top-k sampling (0: off).")
+    top_k: int = Field(0, ge=0, le=BIG, description="Top-k sampling (0: off).")
 
 
 class ObjectiveConfig(Section):
@@ -362,7 +435,9 @@ class TierQuantiles(Section):
 
 class BufferConfig(Section):
     enabled: bool = Field(True, description="Keep and replay trajectories (off: pure on-policy GRPO).")
-    capacity: int = Field(10_000, gt=0, description="Total trajectories held across the three tiers.")
+    capacity: int = Field(
+        10_000, gt=0, le=100_000_000, description="Total trajectories held across the three tiers."
+    )
     tiers: TierRatios = Field(
         default_factory=TierRatios, description="Fixed tier capacities as shares of `capacity`."
     )
@@ -372,27 +447,33 @@ class BufferConfig(Section):
     sampling: Literal["priority", "fifo"] = Field("priority", description="Within-tier sampling rule.")
     priority_temperature: float = Field(1.0, gt=0, description="T in exp((score - min score) / T).")
     kl_penalty: float = Field(0.1, ge=0, description="score = mean advantage - kl_penalty * KL.")
-    replay_per_step: int = Field(8, ge=0, description="Replayed trajectories mixed into each update.")
+    replay_per_step: int = Field(
+        8, ge=0, le=65_536, description="Replayed trajectories mixed into each update."
+    )
     augment_collapsed: bool = Field(
         True, description="Fill zero-variance fresh groups with same-prompt replays of other rewards."
     )
     max_augment: int = Field(
-        4, ge=0, description="At most this many replayed trajectories join one collapsed group."
+        4, ge=0, le=65_536, description="At most this many replayed trajectories join one collapsed group."
     )
-    min_size: int = Field(16, ge=0, description="No replay until the buffer holds this many trajectories.")
+    min_size: int = Field(
+        16, ge=0, le=100_000_000, description="No replay until the buffer holds this many trajectories."
+    )
 
 
 class DifficultyConfig(Section):
     mode: Literal["window", "ema"] = Field(
         "window", description="Rbar as the mean of the last `window` rewards, or an EMA."
     )
-    window: int = Field(20, gt=0, description="Rewards kept per prompt for the window mean.")
+    window: int = Field(20, gt=0, le=1_000_000, description="Rewards kept per prompt for the window mean.")
     ema_decay: float = Field(0.9, gt=0, lt=1, description="EMA decay when mode is ema.")
 
 
 class HintTriggerConfig(Section):
     enabled: bool = Field(True, description="Inject pre-computed hints for prompts that keep failing.")
-    zero_streak: int = Field(3, gt=0, description="Hint after this many consecutive zero-reward groups.")
+    zero_streak: int = Field(
+        3, gt=0, le=1_000_000, description="Hint after this many consecutive zero-reward groups."
+    )
     streak_reward: Literal["accuracy", "total"] = Field(
         "accuracy",
         description="Which reward a zero-reward group is judged on: accuracy (no completion of the group "
@@ -441,9 +522,12 @@ class RewardOptions(Section):
         1.0, ge=0, description="First wait between judge retries; doubles each retry (at most 30 s)."
     )
     judge_batch_size: int = Field(
-        8, gt=0, description="Completions per in-process judge batch, or concurrent requests to judge_url."
+        8,
+        gt=0,
+        le=4096,
+        description="Completions per in-process judge batch, or concurrent requests to judge_url.",
     )
-    judge_max_new_tokens: int = Field(64, gt=0, description="Length budget of the judge's answer.")
+    judge_max_new_tokens: int = Field(64, gt=0, le=32_768, description="Length budget of the judge's answer.")
     judge_max_pixels: int = Field(
         448 * 448,
         ge=28 * 28,
@@ -490,16 +574,17 @@ class RLStageConfig(Section):
     tasks: list[str] = Field(
         default_factory=list, description="Task families (or data set task types) this stage trains on."
     )
-    steps: int = Field(100, gt=0, description="Optimiser steps in this stage.")
+    steps: int = Field(100, gt=0, le=BIG, description="Optimiser steps in this stage.")
     max_prompts: int | None = Field(
         None,
         gt=0,
+        le=BIG,
         description="Train on at most this many prompts of the stage's tasks, the same number from each "
         "task (the first by id); None: all. A smaller pool brings prompts back, so a prompt that keeps "
         "failing builds the zero-reward streak the hint trigger watches.",
     )
-    prompts_per_step: int = Field(4, gt=0, description="Fresh prompts sampled per step.")
-    group_size: int = Field(8, ge=2, description="G: completions per prompt.")
+    prompts_per_step: int = Field(4, gt=0, le=65_536, description="Fresh prompts sampled per step.")
+    group_size: int = Field(8, ge=2, le=1024, description="G: completions per prompt.")
     rewards: dict[str, float] = Field(
         default_factory=lambda: {"format": 0.5, "accuracy": 0.5}, description="Reward name -> weight."
     )
@@ -514,9 +599,9 @@ class RLStageConfig(Section):
     )
     hints: HintTriggerConfig = Field(default_factory=HintTriggerConfig, description="Hint trigger.")
     save_every: int = Field(
-        10, gt=0, description="Checkpoint (model, optimiser, buffer, counters) every N steps."
+        10, gt=0, le=BIG, description="Checkpoint (model, optimiser, buffer, counters) every N steps."
     )
-    log_every: int = Field(1, gt=0, description="Write a metrics line every N steps.")
+    log_every: int = Field(1, gt=0, le=BIG, description="Write a metrics line every N steps.")
 
     @field_validator("rewards")
     @classmethod
@@ -620,23 +705,33 @@ class BenchmarkSpec(Section):
         description="Local folder holding the benchmark as downloaded (any layout its adapter reads); "
         "a missing folder is reported by the evaluation, not fatal."
     )
-    limit: int | None = Field(None, gt=0, description="Evaluate at most this many records.")
+    limit: int | None = Field(None, gt=0, le=BIG, description="Evaluate at most this many records.")
+
+    @field_validator("name")
+    @classmethod
+    def _adapter_exists(cls, v: str) -> str:
+        from avatar_core.data.benchmarks import BENCHMARKS  # the adapters' registry is the truth
+
+        return _known("benchmark", v, tuple(BENCHMARKS.names()))
 
 
 class EvaluateConfig(Section):
     splits: list[str] = Field(
-        default_factory=lambda: ["test"], description="Synthetic/ingested splits to evaluate."
+        default_factory=lambda: ["test"],
+        description="Synthetic/ingested splits to evaluate (train, validation, test).",
     )
     benchmarks: list[BenchmarkSpec] = Field(
         default_factory=list, description="External benchmarks read by adapters."
     )
     checkpoints: list[str] = Field(
         default_factory=lambda: ["base", "sft", "s1", "s2", "s3"],
-        description="Stages whose checkpoints are compared.",
+        description="Stages whose checkpoints are compared (base, sft, s1, s2, s3).",
     )
-    max_new_tokens: int = Field(64, gt=0, description="Greedy answer length limit.")
-    batch_size: int = Field(8, gt=0, description="Prompts per generation batch.")
-    bootstrap_samples: int = Field(1000, gt=0, description="Bootstrap resamples for confidence intervals.")
+    max_new_tokens: int = Field(64, gt=0, le=131_072, description="Greedy answer length limit.")
+    batch_size: int = Field(8, gt=0, le=65_536, description="Prompts per generation batch.")
+    bootstrap_samples: int = Field(
+        1000, gt=0, le=10_000_000, description="Bootstrap resamples for confidence intervals."
+    )
     confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of the intervals.")
     controls: list[str] = Field(
         default_factory=lambda: ["blank_media", "blank_video", "blank_audio"],
@@ -675,6 +770,16 @@ class EvaluateConfig(Section):
             raise ValueError(f"control_checkpoints {unknown} are not in checkpoints {self.checkpoints}")
         return self
 
+    @field_validator("splits")
+    @classmethod
+    def _splits(cls, v: list[str]) -> list[str]:
+        return _known_unique("split", v, SPLITS)
+
+    @field_validator("checkpoints")
+    @classmethod
+    def _checkpoints(cls, v: list[str]) -> list[str]:
+        return _known_unique("checkpoint", v, CHECKPOINTS)
+
     @model_validator(mode="after")
     def _one_folder_per_benchmark(self) -> EvaluateConfig:
         names = [b.name for b in self.benchmarks]
@@ -704,15 +809,23 @@ class AblationConfig(Section):
     start: str = Field("sft", description="Checkpoint every cell starts from (the same for all cells).")
     seeds: list[int] = Field(
         default_factory=lambda: [1, 2, 3, 4, 5],
-        description="Seeds of the reported cells; choose settings on other seeds, then leave those out.",
+        description="Seeds of the reported cells (each 0..2**32-1, as `seed`); choose settings on other "
+        "seeds, then leave those out.",
     )
-    steps: int | None = Field(None, gt=0, description="Optimiser steps per cell (None: the stage's steps).")
+    steps: int | None = Field(
+        None, gt=0, le=BIG, description="Optimiser steps per cell (None: the stage's steps)."
+    )
     eval_every: int = Field(
-        320, gt=0, description="Held-out evaluation every this many generated completions (the x axis)."
+        320,
+        gt=0,
+        le=BIG,
+        description="Held-out evaluation every this many generated completions (the x axis).",
     )
     eval_split: str = Field("test", description="Split of the stage's task families the cells are scored on.")
-    eval_max_new_tokens: int = Field(64, gt=0, description="Greedy answer length limit of the evaluations.")
-    eval_batch_size: int = Field(16, gt=0, description="Prompts per evaluation generation batch.")
+    eval_max_new_tokens: int = Field(
+        64, gt=0, le=131_072, description="Greedy answer length limit of the evaluations."
+    )
+    eval_batch_size: int = Field(16, gt=0, le=65_536, description="Prompts per evaluation generation batch.")
     settings: dict[str, AblationSetting] = Field(
         default_factory=lambda: {"default": AblationSetting()},
         description="Named regimes: the variants each runs and the changes (reward and data settings) they share.",
@@ -724,19 +837,29 @@ class AblationConfig(Section):
     )
     baseline: str = Field("grpo", description="Variant every other one is compared with (paired per seed).")
     workers: int = Field(
-        2, gt=0, description="Cells the Prefect ablation flow runs at a time on one machine."
+        2, gt=0, le=1024, description="Cells the Prefect ablation flow runs at a time on one machine."
     )
-    bootstrap_samples: int = Field(2000, gt=0, description="Bootstrap resamples of seeds for every interval.")
+    bootstrap_samples: int = Field(
+        2000, gt=0, le=10_000_000, description="Bootstrap resamples of seeds for every interval."
+    )
     confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of the intervals.")
 
     @model_validator(mode="after")
     def _names(self) -> AblationConfig:
-        _known("RL stage", self.stage, STAGES)
-        _known("start checkpoint", self.start, ("base", "sft", *STAGES))
+        for key, kind, name, valid in (
+            ("stage", "RL stage", self.stage, STAGES),
+            ("start", "start checkpoint", self.start, CHECKPOINTS),
+            ("eval_split", "split", self.eval_split, SPLITS),
+        ):
+            if name not in valid:
+                raise ValueError(f"ablation.{key}: unknown {kind} {name!r}; valid names: {', '.join(valid)}")
         if self.baseline not in self.variants:
             raise ValueError(f"baseline {self.baseline!r} is not one of the variants {sorted(self.variants)}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be a non-empty list without repeats, got {self.seeds}")
+        out_of_range = [s for s in self.seeds if not 0 <= s <= MAX_SEED]
+        if out_of_range:
+            raise ValueError(f"ablation.seeds: {out_of_range} outside 0..{MAX_SEED}")
         for name, setting in self.settings.items():
             unknown = [v for v in setting.variants if v not in self.variants]
             if unknown:
@@ -760,10 +883,17 @@ class RemoteConfig(Section):
 
 
 class AvatarConfig(Section):
-    seed: int = Field(0, description="Global seed for data, model init and sampling.")
+    seed: int = Field(
+        0,
+        ge=0,
+        le=MAX_SEED,
+        description="Global seed for data, model init and sampling; 0..2**32-1, the range every "
+        "generator seeded from it accepts (numpy's legacy seeding is the narrowest).",
+    )
     num_threads: int = Field(
         0,
         ge=0,
+        le=1024,
         description="torch intra-op threads per process (0: torch's default). Tiny models run fastest on 1.",
     )
     paths: PathsConfig = Field(default_factory=PathsConfig, description="Where each stage writes.")
@@ -788,14 +918,46 @@ class AvatarConfig(Section):
                 raw = merge_sections(base, dotted_to_nested(setting.changes), RLStageConfig)
                 raw = merge_sections(raw, dotted_to_nested(ab.variants[variant]), RLStageConfig)
                 try:
-                    RLStageConfig.model_validate(raw)
+                    cell = RLStageConfig.model_validate(raw)
                 except ValidationError as err:
                     first = err.errors()[0]
                     key = ".".join(str(p) for p in first["loc"] if not _is_schema_tag(p))
                     raise ValueError(
-                        f"ablation.variants.{variant} in setting {setting_name!r} gives an invalid rl.{ab.stage} "
-                        f"config: {key or 'stage'}: {first['msg'].removeprefix('Value error, ')}"
+                        f"ablation.variants.{variant}: in setting {setting_name!r} gives an invalid "
+                        f"rl.{ab.stage} config: {key or 'stage'}: {first['msg'].removeprefix('Value error, ')}"
                     ) from None
+                # the stage's own tasks are checked by _synthetic_data_fits under rl.<stage>.tasks
+                generated = self.data.synthetic.tasks
+                unknown = [repr(t) for t in cell.tasks if t not in generated and t not in base["tasks"]]
+                if self.data.source == "synthetic" and unknown:
+                    raise ValueError(
+                        f"ablation.settings.{setting_name}: variant {variant!r} trains on unknown "
+                        f"task{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                        f"data.synthetic.tasks generates: {', '.join(generated)}"
+                    )
+        return self
+
+    @model_validator(mode="after")
+    def _synthetic_data_fits(self) -> AvatarConfig:
+        """With synthetic data every task a stage names is generated. A family without samples in a
+        split, and the tasks of an ingested data set, are reported when a stage loads the data
+        (recipes.common.load_samples); whether the clips can hold `n_frames` cues is checked by
+        `check_inputs` for `avatar ingest`, the one command that generates them."""
+        if self.data.source != "synthetic":
+            return self
+        problems: list[str] = []
+        generated = self.data.synthetic.tasks
+        wanted = {"sft.tasks": self.sft.tasks or []}
+        wanted |= {f"rl.{s}.tasks": self.rl.stage(s).tasks for s in STAGES}
+        for key, names in wanted.items():
+            unknown = [repr(n) for n in names if n not in generated]
+            if unknown:
+                problems.append(
+                    f"{key}: unknown task{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                    f"data.synthetic.tasks generates: {', '.join(generated)}"
+                )
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
 
@@ -809,8 +971,12 @@ def _is_schema_tag(part: object) -> bool:
     )
 
 
-def _format_error(err: ValidationError, source: str) -> str:
-    by_path: dict[str, list[str]] = {}  # one line per key path: union members' messages are joined
+_KEYED = re.compile(r"^([a-z_]\w*(?:\.\w+)+): (.+)$", re.S)  # "data.path: reason"
+
+
+def _problems(err: ValidationError) -> list[tuple[str, str]]:
+    """(key path, reason) per problem, one entry per key path (union members' messages joined)."""
+    by_path: dict[str, list[str]] = {}
     for e in err.errors():
         path = ".".join(str(p) for p in e["loc"] if not _is_schema_tag(p))
         msg = e["msg"].removeprefix("Value error, ")
@@ -818,12 +984,45 @@ def _format_error(err: ValidationError, source: str) -> str:
             msg = "unknown key (not a field of this section)"
         elif e["type"] != "value_error" and isinstance(e.get("input"), (str, int, float, bool)):
             msg = f"{msg} (got {e['input']!r})"  # built-in checks do not name the value
-        messages = by_path.setdefault(path or "<root>", [])
-        if msg not in messages:
-            messages.append(msg)
-    lines = [f"invalid configuration in {source}:"]
-    lines += [f"  {path}: {'; or '.join(messages)}" for path, messages in by_path.items()]
-    return "\n".join(lines)
+        # A cross-field check names the full key itself ("data.path: ..."), one per line.
+        for line in msg.split("\n") if e["type"] == "value_error" else [msg]:
+            keyed = _KEYED.match(line)
+            where, reason = (keyed.group(1), keyed.group(2)) if keyed else (path, line)
+            messages = by_path.setdefault(where or "<root>", [])
+            if reason not in messages:
+                messages.append(reason)
+    return _inherited_once({path: "; or ".join(messages) for path, messages in by_path.items()})
+
+
+def _inherited_once(problems: dict[str, str]) -> list[tuple[str, str]]:
+    """A bad value in rl.defaults fails again in every stage that inherits it: report it once, at
+    rl.defaults, naming those stages, rather than four times."""
+    inherited: dict[str, list[str]] = {}
+    for path, reason in problems.items():
+        stage_key = re.fullmatch(r"rl\.(s\d)\.(.+)", path)
+        if stage_key and problems.get(f"rl.defaults.{stage_key.group(2)}") == reason:
+            inherited.setdefault(f"rl.defaults.{stage_key.group(2)}", []).append(f"rl.{stage_key.group(1)}")
+    out = []
+    for path, reason in problems.items():
+        stage_key = re.fullmatch(r"rl\.(s\d)\.(.+)", path)
+        if stage_key and f"rl.{stage_key.group(1)}" in inherited.get(f"rl.defaults.{stage_key.group(2)}", []):
+            continue
+        stages = inherited.get(path)
+        out.append((path, f"{reason} (inherited by {', '.join(stages)})" if stages else reason))
+    return out
+
+
+def _format_error(err: ValidationError, source: str) -> ConfigError:
+    problems = _problems(err)
+    lines = [f"invalid configuration in {source}:"] + [f"  {path}: {reason}" for path, reason in problems]
+    return ConfigError("\n".join(lines), problems)
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """PyYAML's own words without its multi-line excerpt of the text."""
+    parts = [getattr(err, "context", None), getattr(err, "problem", None)]
+    text = ", ".join(p for p in parts if p) or str(err).splitlines()[0]
+    return text
 
 
 def apply_override(data: dict[str, Any], assignment: str) -> None:
@@ -831,33 +1030,78 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     if "=" not in assignment:
         raise ConfigError(f"override {assignment!r} must look like key.path=value")
     key, raw = assignment.split("=", 1)
-    parts = key.strip().split(".")
+    key = key.strip()
+    parts = key.split(".")
+    if not all(re.fullmatch(r"[\w-]+", part) for part in parts):
+        raise ConfigError(
+            f"override {assignment!r}: {key!r} is not a dotted key path such as rl.s1.steps",
+            [(key or "<empty key>", f"--set {assignment!r}: not a dotted key path such as rl.s1.steps")],
+        )
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        reason = f"--set value {raw!r} is not valid YAML ({_yaml_problem(err)})"
+        raise ConfigError(f"override {assignment!r}: {reason}", [(key, reason)]) from None
     node = data
     for part in parts[:-1]:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise ConfigError(f"override {assignment!r}: {part!r} is not a section")
-    node[parts[-1]] = yaml.safe_load(raw)
+            raise ConfigError(
+                f"override {assignment!r}: {part!r} is not a section",
+                [(key, f"--set {assignment!r}: {part!r} is not a section")],
+            )
+    node[parts[-1]] = value
 
 
 def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> AvatarConfig:
     try:
         return AvatarConfig.model_validate(expand_rl_defaults(data))
     except ValidationError as err:
-        raise ConfigError(_format_error(err, source)) from None
+        raise _format_error(err, source) from None
 
 
 def load_config(path: str | Path = "params.yaml", overrides: list[str] | None = None) -> AvatarConfig:
     """Read params.yaml, apply `key.path=value` overrides, validate, return the typed config."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"params file not found: {path}")
+        raise ConfigError(f"params file not found: {path}", [(str(path), "params file not found")])
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as err:
+        reason = f"not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start})"
+        raise ConfigError(f"{path}: {reason}", [(str(path), reason)]) from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {err}") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        reason = f"not valid YAML ({_yaml_problem(err)})"
+        raise ConfigError(f"{path} is not valid YAML: {err}", [(where, reason)]) from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        reason = "the top level must be a mapping of sections"
+        raise ConfigError(f"{path}: {reason}", [(str(path), reason)])
     for assignment in overrides or []:
         apply_override(data, assignment)
     return config_from_dict(data, str(path))
+
+
+def check_inputs(cfg: AvatarConfig, command: str) -> None:
+    """What a command reads from outside the params file, checked before it starts (ConfigError).
+
+    Only `ingest` reads user files named in the config or generates clips; later stages read what
+    ingest wrote and check it themselves (a stage's tasks against the ingested data set, say)."""
+    problems: list[tuple[str, str]] = []
+    if command == "ingest" and cfg.data.source == "synthetic":
+        from avatar_core.data.synthetic_scene import clip_spec
+
+        syn = cfg.data.synthetic
+        try:
+            clip_spec(syn.frame_size, syn.fps, syn.duration_s, syn.sample_rate, cfg.data.media.n_frames)
+        except ValueError as err:
+            problems.append(("data.media.n_frames", str(err)))
+    if command == "ingest" and cfg.data.source != "synthetic":
+        if not Path(cfg.data.path or "").exists():
+            problems.append(("data.path", f"{cfg.data.path} does not exist"))
+        if cfg.data.media_root and not Path(cfg.data.media_root).is_dir():
+            problems.append(("data.media_root", f"{cfg.data.media_root} is not a folder"))
+    if problems:
+        lines = [f"{where}: {reason}" for where, reason in problems]
+        raise ConfigError("\n".join(lines), problems)

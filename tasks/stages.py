@@ -14,7 +14,7 @@ from prefect import task
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
 
-from avatar_core.pipeline.dvc_repo import reproduce_stage
+from avatar_core.pipeline.dvc_repo import PipelineError, reproduce_stage
 
 # The curriculum in run order; tests check it against the graph of dvc.yaml.
 CURRICULUM: tuple[str, ...] = ("ingest", "hints", "sft", "rl@s1", "rl@s2", "rl@s3", "evaluate")
@@ -35,7 +35,12 @@ def run_stage(name: str, root: str = ".", force: bool = False) -> bool:
     force=True reruns the stage even when DVC considers it up to date.
     """
     logger = task_logger()
-    result = reproduce_stage(Path(root), name, force=force)
+    try:
+        result = reproduce_stage(Path(root), name, force=force)
+    except PipelineError as err:
+        for line in err.errors or (f"error: {err}",):  # the lines `avatar` printed, as DVC showed them
+            logger.error("stage %s: %s", name, line)
+        raise
     if result.up_to_date:
         logger.info("stage %s is up to date (%.2f s)", name, result.seconds)
         return False

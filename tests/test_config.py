@@ -170,7 +170,7 @@ BAD_INPUTS = [
     ),
     (nested("data.synthetic.frame_size", 50), "data.synthetic.frame_size", "multiple of 28"),
     (nested("data.media.backend", "ffmpeg"), "data.media.backend", "'decord' or 'pyav' (got 'ffmpeg')"),
-    (nested("data.source", "jsonl"), "data", "data.path is required when data.source is 'jsonl'"),
+    (nested("data.source", "jsonl"), "data.path", "required when data.source is 'jsonl'"),
     (nested("model.lora.target_modules", 3), "model.lora.target_modules", "valid string (got 3)"),
     (
         nested("model.tiny.temporal_patch_size", 3),
@@ -274,7 +274,15 @@ def test_rl_stages_merge_onto_the_shared_defaults(tmp_path: Path) -> None:
     changed = load_config(path, overrides=["rl.defaults.tas.lam=0.4", "rl.s3.tas.lam=0.1"])
     assert (changed.rl.s1.tas.lam, changed.rl.s2.tas.lam, changed.rl.s3.tas.lam) == (0.4, 0.4, 0.1)
     with pytest.raises(ConfigError, match=r"rl.s1.tas.lamda: unknown key"):
+        load_config(path, overrides=["rl.s1.tas.lamda=0.4"])
+    with pytest.raises(ConfigError) as bad_default:  # reported once, where it was written
         load_config(path, overrides=["rl.defaults.tas.lamda=0.4"])
+    assert bad_default.value.problems == [
+        (
+            "rl.defaults.tas.lamda",
+            "unknown key (not a field of this section) (inherited by rl.s1, rl.s2, rl.s3)",
+        )
+    ]
 
 
 def test_shipped_params_expand_to_full_stage_sections() -> None:

@@ -5,16 +5,19 @@
   field, default train) or a folder holding train.jsonl / validation.jsonl / test.jsonl.
 - `hf_dataset`: `data.path` is a folder written by `save_to_disk` (a DatasetDict, or a Dataset
   whose rows may carry a `split` column).
-Each record is validated with `Sample.from_row`; its media path must resolve inside the media
-root (`data.media_root`, else `paths.data_dir`, the same rule the recipes use). Ids must be
+Each record is validated with `Sample.from_row`; its media path (and every `extra_media` path)
+must resolve inside the media root (`data.media_root`, else `paths.data_dir`, the same rule the
+recipes use), and the question and option texts must fit `data.max_question_chars`. Ids must be
 unique (they key the replay buffer). Then every media file is decoded once, with the media
 settings of params.yaml and in `data.num_workers` processes, into the media store
-(`data_dir/media_store`, store.py) that SFT, RL and evaluation read; a file that breaks a limit
-or fails to decode is not stored. Records that fail any check are written to
-`data_dir/rejected.jsonl` with file, line, field and reason, and counted in the report; none is
-dropped silently. The synthetic source goes through the same decoding pass (a generated clip
-that failed would be rejected the same way). Source media are not copied; the store holds the
-model-ready frames and audio.
+(`data_dir/media_store`, store.py) that SFT, RL and evaluation read; a file that breaks a size or
+length limit or fails to decode is not stored. Every record-level problem, including a line that
+is not UTF-8, JSON nested deeper than the parser allows, a path the OS refuses (a symlink loop, a
+NUL byte, a name too long) or media that do not decode, is written to `data_dir/rejected.jsonl`
+with file, line, field and reason, and counted in the report; none is dropped silently and none
+stops the ingest. A source that yields no usable record at all is an `IngestError`, raised after
+the report and rejected.jsonl are written. The synthetic source goes through the same decoding
+pass. Source media are not copied; the store holds the model-ready frames and audio.
 """
 
 from __future__ import annotations
@@ -29,14 +32,18 @@ from typing import Any
 from avatar_core.config import AvatarConfig
 from avatar_core.data.datasets_io import DATASET_DIR, SPLITS, load_split, write_data_card, write_splits
 from avatar_core.data.media import MediaError, resolve_media_path
-from avatar_core.data.schema import RecordError, Sample
+from avatar_core.data.schema import RecordError, Sample, parse_json_line
 from avatar_core.data.store import store_dir
 from avatar_core.data.store_build import build_store
 from avatar_core.data.synthetic import generate_dataset
 
-__all__ = ["IngestReport", "ingest", "load_split"]
+__all__ = ["IngestError", "IngestReport", "ingest", "load_split"]
 
 REJECTED_FILE = "rejected.jsonl"
+
+
+class IngestError(ValueError):
+    """A source with no usable record; the message names the source and where the reasons are."""
 
 
 @dataclass
@@ -70,14 +77,13 @@ class _Record:
 
 
 def _jsonl_records(path: Path, default_split: str | None) -> Iterator[_Record]:
-    with path.open(encoding="utf-8") as handle:
-        for number, text in enumerate(handle, 1):
-            if not text.strip():
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            row, problem = parse_json_line(raw, first=number == 1)
+            if problem:
+                yield _Record(str(path), number, default_split or "train", None, problem)
                 continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as err:
-                yield _Record(str(path), number, default_split or "train", None, f"not valid JSON: {err.msg}")
+            if row is None and not raw.strip():
                 continue
             if not isinstance(row, dict):
                 yield _Record(
@@ -146,6 +152,22 @@ _FIELD_TYPES: dict[str, type] = {
 }
 
 
+def check_texts(sample: Sample, max_chars: int) -> tuple[str, str] | None:
+    """(field, reason) when the question or an option text is longer than `max_chars`."""
+    if len(sample.question) > max_chars:
+        return (
+            "question",
+            f"question is {len(sample.question)} characters; data.max_question_chars is {max_chars}",
+        )
+    for index, choice in enumerate(sample.choices):
+        if len(choice) > max_chars:
+            return (
+                "choices",
+                f"option {index + 1} is {len(choice)} characters; data.max_question_chars is {max_chars}",
+            )
+    return None
+
+
 def ingest(cfg: AvatarConfig, progress: bool = True) -> IngestReport:
     """Build `paths.data_dir` from `data.source` (see the module doc) and report what was kept."""
     out_dir = Path(cfg.paths.data_dir)
@@ -189,7 +211,19 @@ def ingest(cfg: AvatarConfig, progress: bool = True) -> IngestReport:
         "bytes": manifest["frames_bytes"] + manifest["audio_bytes"],
     }
     (out_dir / "ingest.json").write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+    if report.total_good == 0:
+        raise IngestError(_nothing_usable(cfg, rejected_lines, out_dir / REJECTED_FILE))
     return report
+
+
+def _nothing_usable(cfg: AvatarConfig, rejected: list[dict[str, Any]], rejected_path: Path) -> str:
+    if not rejected:
+        return f"{cfg.data.path}: no records (the source is empty); nothing to train on"
+    first = "; ".join(f"{r['file']}:{r['line']}: {r['reason']}" for r in rejected[:3])
+    return (
+        f"{cfg.data.path}: all {len(rejected)} records were rejected (reasons in {rejected_path}; "
+        f"first: {first})"
+    )
 
 
 def _ingest_records(
@@ -234,8 +268,20 @@ def _ingest_records(
         if sample.id in seen:
             reject(record, "id", f"duplicate id {sample.id!r} (first seen at {seen[sample.id]})")
             continue
+        too_long = check_texts(sample, cfg.data.max_question_chars)
+        if too_long:
+            reject(record, *too_long)
+            continue
         seen[sample.id] = where
         media_path = None
+        try:
+            for extra in sample.extra_media:
+                extra_path = resolve_media_path(root, extra)
+                if not extra_path.is_file():
+                    raise MediaError(extra, "file not found")
+        except (MediaError, OSError) as err:
+            reject(record, "extra_media", str(err))
+            continue
         if sample.video:
             try:
                 media_path = resolve_media_path(root, sample.video)

@@ -18,6 +18,7 @@ MP4, so PyAV decodes it and soxr (librosa's resampler) converts the rate.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,16 +112,47 @@ class MediaInfo:
     has_audio: bool
 
 
+def _shortened(path: str, limit: int = 120) -> str:
+    return path if len(path) <= limit else f"{path[: limit // 2]}...{path[-limit // 2 :]} ({len(path)} chars)"
+
+
+def _over_limits(base: Path, relative: str) -> str:
+    """Why the OS would refuse `base / relative` as too long ('' if it would not)."""
+    try:
+        name_max, path_max = os.pathconf(base, "PC_NAME_MAX"), os.pathconf(base, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        name_max, path_max = 255, 4096  # Linux's limits
+    longest = max((len(part.encode()) for part in Path(relative).parts), default=0)
+    if longest > name_max:
+        return f"File name too long: a path component of {longest} bytes (the file system allows {name_max})"
+    total = len(str(base / relative).encode())
+    if total >= path_max:
+        return f"File name too long: the path is {total} bytes (the file system allows {path_max - 1})"
+    return ""
+
+
 def resolve_media_path(root: str | Path, relative: str) -> Path:
-    """`root / relative`, refusing absolute paths and anything ('..', symlinks) that leaves root."""
+    """`root / relative`, refusing absolute paths and anything ('..', symlinks) that leaves root.
+
+    Every failure is a MediaError naming the path, including what the OS refuses to resolve
+    (a symlink loop, a name longer than the file system allows)."""
     if not relative or not str(relative).strip():
         raise MediaError(relative, "empty media path")
+    if "\x00" in str(relative):
+        raise MediaError(repr(relative), "media path contains a NUL byte")
     if Path(relative).is_absolute():
         raise MediaError(
             relative, "absolute media paths are not allowed; give a path relative to the media root"
         )
     base = Path(root).resolve()
-    target = (base / relative).resolve()
+    too_long = _over_limits(base, str(relative))
+    if too_long:
+        raise MediaError(_shortened(str(relative)), too_long)
+    try:
+        target = (base / relative).resolve()
+    except (OSError, RuntimeError) as err:  # a symlink loop (RuntimeError before Python 3.13), ENAMETOOLONG
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise MediaError(_shortened(str(relative)), f"cannot resolve the media path: {reason}") from None
     if not target.is_relative_to(base):
         raise MediaError(relative, f"path escapes the media root {base} (resolves to {target})")
     return target
@@ -168,8 +200,11 @@ def _resize(frames: np.ndarray, max_pixels: int) -> np.ndarray:
 
 
 def _open(path: Path) -> av.container.InputContainer:
-    if not path.is_file():
-        raise MediaError(path, "file not found")
+    try:
+        if not path.is_file():
+            raise MediaError(path, "file not found")
+    except OSError as err:  # ENAMETOOLONG, EACCES on a parent folder: is_file only hides ENOENT-like errors
+        raise MediaError(path, f"cannot access: {err.strerror or err}") from None
     try:
         return av.open(str(path))
     except av.error.FFmpegError as err:

@@ -9,6 +9,7 @@ rendered prompt text (a hint changes the text, not the key).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
@@ -67,6 +68,11 @@ class Sample:
         if self.answer_type in ("mc", "multi"):
             if len(self.choices) < 2:
                 raise RecordError(f"{where}: a multiple-choice record needs at least 2 choices")
+            if len(self.choices) > len(OPTION_LETTERS):
+                raise RecordError(
+                    f"{where}: field choices has {len(self.choices)} options; at most "
+                    f"{len(OPTION_LETTERS)} ({OPTION_LETTERS[0]}-{OPTION_LETTERS[-1]}) can be lettered"
+                )
             letters = OPTION_LETTERS[: len(self.choices)]
             given = (
                 answer_letters(self.answer) if self.answer_type == "multi" else [self.answer.strip().upper()]
@@ -79,9 +85,11 @@ class Sample:
                 )
         else:
             try:
-                float(self.answer)
+                value = float(self.answer)
             except ValueError:
                 raise RecordError(f"{where}: field answer {self.answer!r} is not a number") from None
+            if not math.isfinite(value):  # 'nan', 'inf', '1e999' parse, but no reward can score them
+                raise RecordError(f"{where}: field answer {self.answer!r} is not a finite number")
         try:
             if not isinstance(json.loads(self.facts), dict):
                 raise ValueError
@@ -127,3 +135,24 @@ def render_messages(sample: Sample, hint: str | None = None, with_media: bool = 
     content.append({"type": "text", "text": format_question(sample)})
     messages.append({"role": "user", "content": content})
     return messages
+
+
+def parse_json_line(raw: bytes, first: bool = False) -> tuple[Any, str]:
+    """(decoded JSON value, '') or (None, why the line is unusable): one line of a JSON-lines file.
+
+    A blank line gives (None, ''). Nothing a line holds raises: bytes that are not UTF-8, JSON
+    nested deeper than the parser's recursion limit and over-long integer literals are reasons."""
+    try:
+        text = raw.decode("utf-8-sig" if first else "utf-8")  # a BOM on the first line is harmless
+    except UnicodeDecodeError as err:
+        return None, f"not UTF-8 text (byte {raw[err.start]:#04x} at column {err.start + 1})"
+    if not text.strip():
+        return None, ""
+    try:
+        return json.loads(text), ""
+    except json.JSONDecodeError as err:
+        return None, f"not valid JSON: {err.msg}"
+    except RecursionError:
+        return None, "JSON nested deeper than the parser's recursion limit"
+    except ValueError as err:  # e.g. an integer literal beyond Python's 4300-digit conversion limit
+        return None, f"not usable JSON: {err}"

@@ -56,6 +56,8 @@ def decode_for_store(path: Path, media: MediaConfig) -> Decoded:
         clip = decode_clip(path, media)
     except MediaError as err:
         return err.reason
+    except OSError as err:  # the OS refusing the file (permissions, I/O error) is a reason, not a crash
+        return f"cannot read: {err.strerror or err}"
     frames = np.ascontiguousarray(clip.frames, dtype=np.uint8)  # [T, H, W, 3]
     audio = np.ascontiguousarray(clip.audio, dtype=AUDIO_DTYPES[media.audio_dtype])  # [N]
     entry = StoreEntry(frames, audio, clip.sample_rate, clip.audio_missing, clip.duration_s, clip.frame_times)

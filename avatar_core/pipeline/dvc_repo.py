@@ -27,7 +27,13 @@ if TYPE_CHECKING:
 
 
 class PipelineError(RuntimeError):
-    """A stage or repository problem, with the stage name or path in the message."""
+    """A stage or repository problem, with the stage name or path in the message.
+
+    `errors` holds the `error: ...` lines the stage's `avatar` command printed, if it failed."""
+
+    def __init__(self, message: str, errors: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.errors = errors
 
 
 @dataclass(frozen=True)
@@ -102,14 +108,36 @@ def reproduce_stage(root: str | Path, name: str, force: bool = False) -> StageRu
     from dvc.exceptions import DvcException
 
     start = time.perf_counter()
-    with open_repo(root) as repo:
+    with open_repo(root) as repo, _error_lines() as errors:
         _check_stage(repo, name)
         try:
             stages = repo.reproduce(targets=[name], single_item=True, force=force)
         except DvcException as err:
-            raise PipelineError(f"DVC stage {name!r} failed: {err}") from err
+            lines = tuple(errors.read_text(encoding="utf-8").splitlines()) if errors.is_file() else ()
+            detail = "; ".join(lines) or str(err)
+            raise PipelineError(f"DVC stage {name!r} failed: {detail}", lines) from err
         ran = tuple(stage.addressing for stage in stages)
     return StageRun(name=name, ran=ran, seconds=time.perf_counter() - start)
+
+
+@contextmanager
+def _error_lines() -> Iterator[Path]:
+    """A file the stage's `avatar` command appends its `error:` lines to (AVATAR_ERROR_FILE is
+    inherited through DVC), so the caller can report them and not only DVC's exit status."""
+    import tempfile
+
+    from avatar_core.cli import ERROR_FILE_ENV
+
+    previous = os.environ.get(ERROR_FILE_ENV)
+    with tempfile.TemporaryDirectory(prefix="avatar-errors-") as folder:
+        os.environ[ERROR_FILE_ENV] = str(Path(folder) / "errors.txt")
+        try:
+            yield Path(os.environ[ERROR_FILE_ENV])
+        finally:
+            if previous is None:
+                os.environ.pop(ERROR_FILE_ENV, None)
+            else:
+                os.environ[ERROR_FILE_ENV] = previous
 
 
 def stage_status(root: str | Path, name: str) -> dict[str, object]:

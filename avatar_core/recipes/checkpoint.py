@@ -3,7 +3,9 @@
 Nothing is pickled. A nested state (an optimiser's `state_dict()`, say) is split into a flat
 `{key: tensor}` map written with safetensors and a JSON tree in which every tensor is replaced by
 `{"__tensor__": key}`; loading reverses the split. Directories are written to a temporary sibling
-and renamed into place, so a process killed mid-save leaves the previous checkpoint intact.
+and renamed into place, so a process killed mid-save, or a write that fails (a full disk), leaves
+the previous checkpoint intact. The named fault points (avatar_core.faults) mark where the fault
+suite kills a save: between its files and between the renames that publish it.
 """
 
 from __future__ import annotations
@@ -12,13 +14,17 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
+from avatar_core.faults import fault_point
 
 TENSOR_TAG = "__tensor__"
 
@@ -86,8 +92,22 @@ def save_state(directory: str | Path, name: str, state: dict[str, Any]) -> None:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors, tree = flatten_state(state)
-    save_file(tensors, str(directory / f"{name}.safetensors"))
+    tensor_path = directory / f"{name}.safetensors"
+    fault_point("checkpoint.write", tensor_path)
+    try:
+        save_file(tensors, str(tensor_path))
+    except SafetensorError as err:  # safetensors reports the OS error (a full disk) as text; name the file
+        raise os_error(err, tensor_path) from None
     (directory / f"{name}.json").write_text(json.dumps(tree))
+
+
+def os_error(err: Exception, path: Path) -> Exception:
+    """An OSError naming `path` for an I/O failure safetensors reports as `... (os error N)`."""
+    found = re.search(r"\(os error (\d+)\)", str(err))
+    if not found:
+        return err
+    code = int(found.group(1))
+    return OSError(code, os.strerror(code), str(path))
 
 
 def load_state(directory: str | Path, name: str) -> dict[str, Any]:
@@ -130,6 +150,7 @@ def commit_dir(tmp: Path, target: str | Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
     if target.exists():
         os.replace(target, old)
+    fault_point("commit.between_renames")
     os.replace(tmp, target)
     shutil.rmtree(old, ignore_errors=True)
 
@@ -162,9 +183,12 @@ def save_run(
     tmp = atomic_dir(Path(run_dir) / "state")
     weights = {k: v.clone() for k, v in model.state_dict().items()}  # clone: shared storage cannot be saved
     save_state(tmp, "model", {"weights": weights})
+    fault_point("checkpoint.model_saved")
     save_state(tmp, "trainer", {**trainer, "rng": rng_state()})
+    fault_point("checkpoint.trainer_saved")
     if buffer is not None:
         buffer.save(tmp / "buffer")
+    fault_point("checkpoint.files_saved")
     commit_dir(tmp, Path(run_dir) / "state")
 
 

@@ -7,11 +7,15 @@ from the media store ingest wrote, through a bounded cache (avatar_core/data/loa
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import math
+import os
 import random
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,8 +47,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def load_samples(cfg: AvatarConfig, split: str, tasks: Iterable[str] | None = None) -> list[Sample]:
-    """Samples of one split, restricted to `tasks` (task families) when given."""
+def load_samples(
+    cfg: AvatarConfig, split: str, tasks: Iterable[str] | None = None, key: str = "tasks"
+) -> list[Sample]:
+    """Samples of one split, restricted to `tasks` (task families) when given.
+
+    `key` is the params key the tasks came from (e.g. rl.s1.tasks): a task the data set does not
+    hold is reported under it, since for ingested data only the data set knows its task names."""
     from avatar_core.data.ingest import load_split
 
     samples = load_split(cfg.paths.data_dir, split)
@@ -54,8 +63,8 @@ def load_samples(cfg: AvatarConfig, split: str, tasks: Iterable[str] | None = No
         missing = wanted - known
         if missing:
             raise ValueError(
-                f"tasks {sorted(missing)} have no samples in split {split!r} of {cfg.paths.data_dir} "
-                f"(tasks present: {sorted(known)})"
+                f"{key}: task(s) {', '.join(sorted(missing))} have no samples in split {split!r} of "
+                f"{cfg.paths.data_dir} (tasks present: {', '.join(sorted(known)) or 'none'})"
             )
         samples = [s for s in samples if s.task in wanted]
     if not samples:
@@ -92,17 +101,30 @@ def decodable(samples: list[Sample], clips: ClipLoader) -> tuple[list[Sample], l
 def load_hints(cfg: AvatarConfig, samples: list[Sample]) -> dict[str, str]:
     """Hint per prompt id: the hint cache of the hints stage first, else the sample's own hint."""
     hints = {s.id: s.hint for s in samples if s.hint}
-    cache = Path(cfg.paths.hints_dir) / "hints.jsonl"
-    if cache.is_file():
-        for n, line in enumerate(cache.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                hints[str(row["id"])] = str(row["hint"])
-            except (json.JSONDecodeError, KeyError) as err:
-                raise ValueError(f"{cache}:{n}: malformed hint record ({err})") from None
+    for row in read_hint_cache(Path(cfg.paths.hints_dir) / "hints.jsonl").values():
+        hints[str(row["id"])] = str(row["hint"])
     return hints
+
+
+def read_hint_cache(path: Path) -> dict[str, dict]:
+    """Rows of the hint cache by prompt id ({} when there is none); a bad line is a ValueError
+    naming `file:line`, since the cache is the pipeline's own file and a hand edit broke it."""
+    from avatar_core.data.schema import parse_json_line
+
+    cache: dict[str, dict] = {}
+    if not path.is_file():
+        return cache
+    with path.open("rb") as handle:
+        for n, raw in enumerate(handle, 1):
+            row, problem = parse_json_line(raw)
+            if row is None and not problem:
+                continue
+            if not problem and not (isinstance(row, dict) and "id" in row and "hint" in row):
+                problem = "a hint record is a JSON object with keys id and hint"
+            if problem:
+                raise ValueError(f"{path}:{n}: malformed hint record ({problem})")
+            cache[str(row["id"])] = row
+    return cache
 
 
 def stage_model_dir(cfg: AvatarConfig, stage: str) -> Path:
@@ -128,8 +150,9 @@ def load_stage_policy(cfg: AvatarConfig, stage: str):
     if stage == "base" and cfg.model.name_or_path != "tiny":
         directory = Path(cfg.model.name_or_path)  # a hub name or local folder named in params.yaml
     elif not directory.is_dir():
+        command = {"base": "avatar ingest", "sft": "avatar sft"}.get(stage, f"avatar rl --stage {stage}")
         raise FileNotFoundError(
-            f"no checkpoint for stage {stage!r} at {directory}: run `avatar {stage}` first"
+            errno.ENOENT, f"no checkpoint for stage {stage!r} here; run `{command}` first", str(directory)
         )
     lora = cfg.model.lora if cfg.model.lora.enabled and stage == "base" else None
     return load_policy(
@@ -142,7 +165,27 @@ def load_stage_policy(cfg: AvatarConfig, stage: str):
     )
 
 
-def write_json(path: str | Path, obj: object) -> None:
+def strict_json(obj: Any) -> Any:
+    """`obj` with every NaN or infinite float replaced by None: strict JSON has neither, and a
+    metrics file that DVC or another language's JSON reader cannot read is a silent loss."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    return obj
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write `text` to a temporary sibling and rename it over `path` (readers see old or new)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_json(path: str | Path, obj: object) -> None:
+    """`obj` as strict JSON (NaN and infinities become null), replacing `path` atomically."""
+    write_atomic(path, json.dumps(strict_json(obj), indent=2, sort_keys=False, allow_nan=False) + "\n")

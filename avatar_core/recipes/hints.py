@@ -16,22 +16,13 @@ from tqdm.auto import tqdm
 
 from avatar_core.config import AvatarConfig
 from avatar_core.data.schema import Sample, format_question
-from avatar_core.recipes.common import load_samples, write_json
+from avatar_core.recipes.common import load_samples, read_hint_cache, write_json
 
 log = logging.getLogger(__name__)
 
 
 def read_cache(path: Path) -> dict[str, dict]:
-    cache: dict[str, dict] = {}
-    if path.is_file():
-        for n, line in enumerate(path.read_text().splitlines(), 1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                    cache[str(row["id"])] = row
-                except (json.JSONDecodeError, KeyError) as err:
-                    raise ValueError(f"{path}:{n}: malformed hint record ({err})") from None
-    return cache
+    return read_hint_cache(path)
 
 
 def teacher_hints(cfg: AvatarConfig, samples: list[Sample], progress: bool) -> dict[str, str]:

@@ -45,6 +45,7 @@ from avatar_core.algos.kl import k3_kl
 from avatar_core.algos.params import ObjectiveParams
 from avatar_core.config import AvatarConfig, RLStageConfig
 from avatar_core.data.schema import render_messages
+from avatar_core.faults import fault_point, poisoned
 from avatar_core.recipes import checkpoint as ckpt
 from avatar_core.recipes.common import (
     decodable,
@@ -58,6 +59,7 @@ from avatar_core.recipes.common import (
     stage_model_dir,
     write_json,
 )
+from avatar_core.recipes.guards import NonFiniteGuard, advance_schedule, checkpoint_note
 from avatar_core.recipes.metrics import StepLog, publish
 from avatar_core.recipes.rl_batch import (
     Row,
@@ -140,6 +142,8 @@ def run_rl(
     from avatar_core.models.generation import completion_logprobs, generate_rollouts
     from avatar_core.models.inputs import encode_prompts
 
+    # the stage's tasks are checked against the data set before any model is loaded
+    train = load_samples(cfg, "train", scfg.tasks, key=f"rl.{stage}.tasks")
     dist = Distributed.setup()
     seed_everything(cfg.seed + 1000 * dist.rank)
     bundle = load_stage_policy(cfg, init_stage)
@@ -151,9 +155,11 @@ def run_rl(
         ref.model.eval().requires_grad_(False)
 
     clips = open_clips(cfg)
-    samples, rejected = decodable(
-        prompt_pool(load_samples(cfg, "train", scfg.tasks), scfg.max_prompts), clips
-    )
+    samples, rejected = decodable(prompt_pool(train, scfg.max_prompts), clips)
+    if not samples:
+        raise ValueError(
+            f"{cfg.paths.data_dir}: no training sample of rl.{stage}.tasks has media in the store"
+        )
     by_id = {s.id: s for s in samples}
     hints = load_hints(cfg, samples)
     reward_fns, weights, judge_cache = stage_rewards(scfg, media_root(cfg), run_dir)
@@ -175,6 +181,7 @@ def run_rl(
     rng = np.random.default_rng(cfg.seed + 7919 * dist.rank)
     # prompt_history: prompt id -> [step, hinted, group accuracy] per visit, for hint_outcomes
     state = {"step": 0, "completions": 0, "hinted_generations": 0, "prompt_history": {}}
+    guard = NonFiniteGuard(f"rl.{stage}.optim.max_nonfinite_steps", scfg.optim.max_nonfinite_steps)
     steplog = StepLog(run_dir / "log.jsonl")
 
     resumed = ckpt.load_run(run_dir, fp)
@@ -186,10 +193,12 @@ def run_rl(
         buffer = HierarchicalReplayBuffer.load(run_dir / "state" / "buffer")
         state = trainer["counters"]
         state.setdefault("prompt_history", {})  # checkpoints written before it was kept
+        guard.load_state_dict(trainer.get("nonfinite"))
         log.info(
             "resuming stage %s from step %d (%d completions)", stage, state["step"], state["completions"]
         )
     steplog.truncate_after(state["step"])
+    saved_step = state["step"]
     if hook is not None:
         hook.start(state["step"], bundle)
 
@@ -334,17 +343,22 @@ def run_rl(
         # 7. objective and optimiser step
         tb = collate(bundle, train_rows, clips, hints, pad_id)
         loss, obj_stats = objective_step(bundle, ref, tb, params, scfg, dist)
+        loss = poisoned("rl.loss", loss)
         t_loss = time.perf_counter()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), scfg.optim.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), scfg.optim.max_grad_norm))
+        # every process must take the same decision: gradients are shared, losses are per process
+        applied = guard.admit(state["step"] + 1, float(sum(dist.gather_floats([loss]))), grad_norm)
+        if applied:
+            optimizer.step()
+        advance_schedule(scheduler)
         optimizer.zero_grad(set_to_none=True)
         state["step"] += 1
         divergence = dist.parameter_divergence(model)  # replicas must stay identical after each update
         t_opt = time.perf_counter()
 
-        # 8. this step's fresh trajectories join the buffer (tiers from Rbar quantiles over all processes)
-        if replay_on:
+        # 8. this step's fresh trajectories join the buffer (tiers from Rbar quantiles over all processes);
+        # a skipped step's are left out: their log-probs may be as broken as its loss
+        if replay_on and applied:
             thresholds = tier_thresholds(
                 dist.gather_floats(list(tracker.values().values())), (b.quantiles.hard, b.quantiles.medium)
             )
@@ -374,6 +388,7 @@ def run_rl(
             "hint_reasons": [d[1] for d in decisions if d[0]],
             "replay_rows": len(replayed),
             "fresh_rows_trained": len(train_rows) - len(replayed),
+            **({} if applied else {"skipped": True}),
             "world_size": dist.world,
             "param_divergence": divergence,
             "augment_rows": len(extra_rows),
@@ -391,20 +406,26 @@ def run_rl(
             steplog.append(record)
         bar.set_postfix(reward=f"{record['reward_mean']:.2f}", acc=f"{record['accuracy'] or 0:.2f}")
         bar.update(1)
+        guard.check(state["step"], checkpoint_note(run_dir, saved_step, str(init_dir)))
         if hook is not None:
             hook.after_step(state["step"], state["completions"], bundle)
+        fault_point("rl.step_done")
 
         # 10. checkpoint (model, optimiser, scheduler, RNG, buffer, tracker, counters), atomically
-        if state["step"] % scfg.save_every == 0 or state["step"] == scfg.steps:
+        # no periodic checkpoint inside a streak of skipped steps: the last one stays the last good one
+        if (state["step"] % scfg.save_every == 0 and guard.streak == 0) or state["step"] == scfg.steps:
             if dist.rank == 0:
-                ckpt.save_run(
-                    run_dir,
-                    model,
-                    ckpt.trainer_state(
-                        fp, optimizer, scheduler, rng, tracker=tracker.state_dict(), counters=dict(state)
-                    ),
-                    buffer,
+                trainer = ckpt.trainer_state(
+                    fp,
+                    optimizer,
+                    scheduler,
+                    rng,
+                    tracker=tracker.state_dict(),
+                    counters=dict(state),
+                    nonfinite=guard.state_dict(),
                 )
+                ckpt.save_run(run_dir, model, trainer, buffer)
+            saved_step = state["step"]
             dist.barrier()
     bar.close()
     clips.close()  # its loader threads end with the stage (the ablation runs many in one process)
@@ -415,6 +436,7 @@ def run_rl(
 
         tmp = ckpt.atomic_dir(out_dir)
         save_policy(bundle, tmp / "model")
+        fault_point("output.model_saved")
         hint_summary = hint_outcomes(state["prompt_history"])
         result = {
             "stage": stage,
@@ -423,19 +445,15 @@ def run_rl(
             "completions": state["completions"],
             "hinted_generations": state["hinted_generations"],
             "hints": hint_summary,
+            "skipped_steps": guard.skipped,
             "rejected_samples": rejected,
         }
         write_json(tmp / "done.json", result)
-        ckpt.commit_dir(tmp, out_dir)
-        publish(
-            steplog.read(),
-            Path(cfg.paths.metrics_dir) / stage,
-            extra={
-                "completions": state["completions"],
-                "hinted_generations": state["hinted_generations"],
-                **{f"hints_{k}": v for k, v in hint_summary.items()},
-            },
-        )
+        extra = {k: result[k] for k in ("completions", "hinted_generations", "skipped_steps")}
+        extra |= {f"hints_{k}": v for k, v in hint_summary.items()}
+        publish(steplog.read(), Path(cfg.paths.metrics_dir) / stage, extra=extra)
+        fault_point("output.metrics_published")
+        ckpt.commit_dir(tmp, out_dir)  # done.json lands last: a stage is finished only with its metrics
     dist.barrier()  # no process exits while rank 0 is still writing the stage's outputs
     return result
 

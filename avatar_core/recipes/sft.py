@@ -7,6 +7,8 @@ during RL is not a prompt the model has never seen the like of (the paper's 7B m
 instruction; a model trained from scratch reads only what it was trained on). Explicit loop: batches of
 `batch_size`, `grad_accum` micro-batches per optimiser step, warm-up + schedule, periodic
 validation loss, resumable checkpoints every `save_every` steps, the final model as safetensors.
+A step with a non-finite loss or gradient is skipped (recipes/guards.py). The metrics are
+published before the output folder is renamed into place, so a finished stage always has them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from tqdm.auto import tqdm
 
 from avatar_core.config import AvatarConfig
 from avatar_core.data.schema import Sample, render_messages
+from avatar_core.faults import fault_point, poisoned
 from avatar_core.recipes import checkpoint as ckpt
 from avatar_core.recipes.common import (
     ClipLoader,
@@ -33,8 +36,10 @@ from avatar_core.recipes.common import (
     open_clips,
     seed_everything,
     stage_model_dir,
+    write_atomic,
     write_json,
 )
+from avatar_core.recipes.guards import NonFiniteGuard, advance_schedule, checkpoint_note
 from avatar_core.recipes.metrics import StepLog
 from avatar_core.recipes.rl_parts import Distributed, build_optimizer
 
@@ -86,14 +91,20 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
         log.info("sft is up to date; nothing to do")
         return json.loads((out_dir / "done.json").read_text())
 
+    samples = load_samples(cfg, "train", scfg.tasks, key="sft.tasks")  # bad tasks fail before any loading
     dist = Distributed.setup()
     seed_everything(cfg.seed + dist.rank)
     bundle = load_stage_policy(cfg, "base")
     model = bundle.model
     clips = open_clips(cfg)
-    train, rejected = decodable(load_samples(cfg, "train", scfg.tasks), clips)
+    train, rejected = decodable(samples, clips)
     train = [s for s in train if s.reasoning]
-    val = decodable(load_samples(cfg, "validation", scfg.tasks), clips)[0] if cfg.data.synthetic.n_val else []
+    if not train:
+        raise ValueError(
+            f"{cfg.paths.data_dir}: no training sample with a reasoning trace (field reasoning) "
+            f"decodes{' for sft.tasks' if scfg.tasks else ''}; SFT has nothing to learn from"
+        )
+    val = decodable(validation_samples(cfg, scfg.tasks), clips)[0]
     train = train[dist.rank :: dist.world]  # each process trains on its own shard
     hint_of = load_hints(cfg, train) if scfg.hint_fraction > 0 else {}
     per_epoch = math.ceil(len(train) / (scfg.batch_size * scfg.grad_accum))
@@ -102,13 +113,16 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
     rng = np.random.default_rng(cfg.seed)
     order: list[int] = []
     step = 0
+    guard = NonFiniteGuard("sft.optim.max_nonfinite_steps", scfg.optim.max_nonfinite_steps)
     resumed = ckpt.load_run(run_dir, fp)
     if resumed is not None:
         saved_weights, trainer = resumed
         model.load_state_dict(saved_weights)
         ckpt.restore_trainer(trainer, optimizer, scheduler, rng)
         order, step = list(trainer["order"]), int(trainer["step"])
+        guard.load_state_dict(trainer.get("nonfinite"))
         log.info("resuming sft from step %d", step)
+    saved_step = step
     steplog = StepLog(run_dir / "log.jsonl")
     steplog.truncate_after(step)
 
@@ -127,27 +141,37 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
             ]
             clips.prefetch([train[i] for i in order[: scfg.batch_size]])  # read while this batch trains
             loss = sft_loss(bundle, micro, clips, hinted) / scfg.grad_accum
+            loss = poisoned("sft.loss", loss)
             loss.backward()
             losses.append(float(loss.detach()) * scfg.grad_accum)
         dist.average_gradients(model)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), scfg.optim.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), scfg.optim.max_grad_norm))
+        loss_value = float(np.mean(losses))
+        # every process must take the same decision: gradients are shared, losses are per process
+        applied = guard.admit(step + 1, float(sum(dist.gather_floats([loss_value]))), grad_norm)
+        if applied:
+            optimizer.step()
+        advance_schedule(scheduler)
         optimizer.zero_grad(set_to_none=True)
         step += 1
-        record = {"step": step, "loss": float(np.mean(losses)), "lr": scheduler.get_last_lr()[0]}
+        record = {"step": step, "loss": loss_value, "lr": scheduler.get_last_lr()[0]}
+        if not applied:
+            record["skipped"] = True
         if val and (step % scfg.eval_every == 0 or step == total):
             record["val_loss"] = validation_loss(bundle, val, clips, scfg.batch_size)
         if dist.rank == 0:
             steplog.append(record)
         bar.set_postfix(loss=f"{record['loss']:.3f}")
         bar.update(1)
-        if step % scfg.save_every == 0 and step < total and dist.rank == 0:
-            ckpt.save_run(
-                run_dir,
-                model,
-                ckpt.trainer_state(fp, optimizer, scheduler, rng, order=order, step=step),
+        guard.check(step, checkpoint_note(run_dir, saved_step, str(init_dir)))
+        fault_point("sft.step_done")
+        # no periodic checkpoint inside a streak of skipped steps: the last one stays the last good one
+        if step % scfg.save_every == 0 and step < total and dist.rank == 0 and guard.streak == 0:
+            trainer = ckpt.trainer_state(
+                fp, optimizer, scheduler, rng, order=order, step=step, nonfinite=guard.state_dict()
             )
+            ckpt.save_run(run_dir, model, trainer)
+            saved_step = step
     bar.close()
     clips.close()
     if dist.rank != 0:
@@ -156,30 +180,48 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
     from avatar_core.models.loading import save_policy
 
     records = steplog.read()
+    finite = [r for r in records if not r.get("skipped")]
     result = {
         "stage": "sft",
         "fingerprint": fp,
         "steps": step,
+        "skipped_steps": guard.skipped,
         "train_samples": len(train),
-        "final_loss": records[-1]["loss"] if records else None,
-        "val_loss": next((r["val_loss"] for r in reversed(records) if "val_loss" in r), None),
+        "final_loss": finite[-1]["loss"] if finite else None,
+        "val_loss": next((r["val_loss"] for r in reversed(records) if r.get("val_loss") is not None), None),
         "rejected_samples": rejected,
     }
     tmp = ckpt.atomic_dir(out_dir)
     save_policy(bundle, tmp / "model")
+    fault_point("output.model_saved")
     write_json(tmp / "done.json", result)
-    ckpt.commit_dir(tmp, out_dir)
     metrics_dir = Path(cfg.paths.metrics_dir) / "sft"
     write_json(
         metrics_dir / "metrics.json",
         {k: v for k, v in result.items() if k not in ("fingerprint", "rejected_samples")},
     )
-    (metrics_dir / "curve.csv").write_text(
+    write_atomic(
+        metrics_dir / "curve.csv",
         "step,loss,val_loss\n"
-        + "".join(f"{r['step']},{r['loss']},{r.get('val_loss', '')}\n" for r in records)
+        + "".join(f"{r['step']},{_cell(r.get('loss'))},{_cell(r.get('val_loss'))}\n" for r in records),
     )
+    fault_point("output.metrics_published")
+    ckpt.commit_dir(tmp, out_dir)
     dist.barrier()
     return result
+
+
+def _cell(value) -> str:
+    return "" if value is None else str(value)
+
+
+def validation_samples(cfg: AvatarConfig, tasks: list[str] | None) -> list[Sample]:
+    """The validation split (restricted to `tasks`); empty when the data set has none, since
+    validation is optional for SFT (an ingested data set may hold only train and test)."""
+    from avatar_core.data.ingest import load_split
+
+    wanted = set(tasks or [])
+    return [s for s in load_split(cfg.paths.data_dir, "validation") if not wanted or s.task in wanted]
 
 
 @torch.no_grad()

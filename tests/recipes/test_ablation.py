@@ -113,7 +113,7 @@ def test_summary_reports_missing_cells_and_makes_up_nothing(project):
 
 def test_bad_variant_settings_fail_at_load_time(project):
     with pytest.raises(
-        ConfigError, match=r"ablation.variants.grpo in setting 'default'.*objective.name: unknown"
+        ConfigError, match=r"ablation.variants.grpo: in setting 'default'.*objective.name: unknown"
     ):
         config_from_dict({"ablation": {"variants": {"grpo": {"objective.name": "ppo"}, "avatar": {}}}})
     with pytest.raises(ConfigError, match=r"setting 'x' runs variants \['nope'\]"):
