@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate": "greedy evaluation of every stage's checkpoint with bootstrap confidence intervals",
         "history": "append the latest evaluation to the nightly history table and plot",
         "ablate": "one cell of the AVATAR vs GRPO ablation study, or (--summary) its tables and figures",
+        "preset": "merge a real model's preset (checkpoint, LoRA, media, processes, RL values) into params.yaml",
     }
     for name, text in helps.items():
         p = sub.add_parser(name, help=text, description=text)
@@ -64,7 +65,25 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--variant", help="ablation.variants name of the cell")
             p.add_argument("--seed", type=int, help="seed of the cell (one of ablation.seeds)")
             p.add_argument("--summary", action="store_true", help="summarise every finished cell instead")
+        if name == "preset":
+            p.add_argument("name", nargs="?", help="preset name (see --list)")
+            p.add_argument("--list", action="store_true", help="list the presets and exit")
     return parser
+
+
+def _preset(args: argparse.Namespace) -> int:
+    from avatar_core.presets import apply_preset, preset_names
+
+    if args.list or not args.name:
+        print("\n".join(preset_names()))
+        return 0 if args.list else 2
+    try:
+        apply_preset(args.name, args.params)
+    except ConfigError as err:
+        print(f"avatar preset: {err}", file=sys.stderr)
+        return 2
+    print(f"preset {args.name} merged into {args.params}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,11 +91,17 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    if args.command == "preset":
+        return _preset(args)
     try:
         cfg: AvatarConfig = load_config(args.params, args.overrides)
     except ConfigError as err:
         print(f"avatar {args.command}: {err}", file=sys.stderr)
         return 2
+    from avatar_core.pipeline.launch import launched, relaunch
+
+    if args.command in ("sft", "rl") and cfg.distributed.num_processes > 1 and not launched():
+        return relaunch(cfg, list(sys.argv[1:] if argv is None else argv))
     from avatar_core.recipes.common import set_threads
 
     set_threads(cfg.num_threads)

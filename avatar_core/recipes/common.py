@@ -138,28 +138,6 @@ def previous_stage(stage: str) -> str:
     return STAGE_ORDER[STAGE_ORDER.index(stage) - 1]
 
 
-def load_stage_policy(cfg: AvatarConfig, stage: str):
-    """The policy a stage wrote (real checkpoints named in params.yaml load through the same call)."""
-    from avatar_core.models.loading import load_policy
-
-    directory = stage_model_dir(cfg, stage)
-    if stage == "base" and cfg.model.name_or_path != "tiny":
-        directory = Path(cfg.model.name_or_path)  # a hub name or local folder named in params.yaml
-    elif not directory.is_dir():
-        raise FileNotFoundError(
-            f"no checkpoint for stage {stage!r} at {directory}: run `avatar {stage}` first"
-        )
-    lora = cfg.model.lora if cfg.model.lora.enabled and stage == "base" else None
-    return load_policy(
-        str(directory),
-        kind=cfg.model.kind,
-        dtype=cfg.model.dtype,
-        lora=lora,
-        trust_remote_code=cfg.model.trust_remote_code,
-        max_pixels=cfg.data.media.max_pixels,
-    )
-
-
 def write_json(path: str | Path, obj: object) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,14 +25,15 @@ from avatar_core.data.schema import Sample, format_question
 from avatar_core.evaluation.report import flat_metrics, markdown_table, plot_accuracy
 from avatar_core.evaluation.scoring import greedy_answers, score_answers, summarise
 from avatar_core.evaluation.stats import chance_level
+from avatar_core.models.kinds import fit_samples
 from avatar_core.recipes.common import (
     ClipCache,
     load_samples,
-    load_stage_policy,
     media_root,
     stage_model_dir,
     write_json,
 )
+from avatar_core.recipes.policy import load_stage_policy
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +110,11 @@ def run_evaluate(cfg: AvatarConfig, progress: bool = True) -> dict:
             continue
         bundle = load_stage_policy(cfg, stage)
         stage_results = {}
-        for name, (samples, root) in sets.items():
-            entry: dict = {}
+        for name, (all_samples, root) in sets.items():
+            samples, unfit = fit_samples(
+                bundle.kind, all_samples, cfg.model.unsupported_media, f"evaluate {stage}/{name}"
+            )
+            entry: dict = {"rejected_samples": len(unfit)} if unfit else {}
             runs = ["media", *(e.controls if stage in control_stages else [])]
             for run in runs:
                 clips = ClipCache(cfg, root=root, blank=False if run == "media" else run)

@@ -17,10 +17,14 @@ Where this departs from the paper or the authors' code:
   The released code keys prompts by rendered text; here they are keyed by id in both modes.
 - One optimiser update per generation batch (mu = 1), so fresh rows have ratio 1 at the update
   and only replayed rows are off-policy.
-- Multi-process runs (`accelerate launch`) average gradients explicitly with an all-reduce after
-  backward instead of wrapping the model in DDP, because rollouts and the loss call the unwrapped
-  model; each process samples its own prompts and keeps its own buffer, and the tier thresholds
-  use Rbar statistics gathered from all processes.
+- Multi-process runs (`accelerate launch`, `distributed.num_processes`) either replicate the
+  model and average gradients explicitly with an all-reduce after backward (rollouts and the loss
+  call the unwrapped model, so it is not wrapped in DDP), or shard it with FSDP2
+  (`distributed.sharding: fsdp2`, recipes/distributed.py). Each process samples its own prompts
+  and keeps its own buffer, tracker and random streams (checkpointed per process), and the tier
+  thresholds use Rbar statistics gathered from all processes.
+- With LoRA (`model.lora.enabled`) only a fresh adapter trains and the KL reference is the same
+  model with the adapter off (recipes/policy.py).
 """
 
 from __future__ import annotations
@@ -50,13 +54,17 @@ from avatar_core.recipes.common import (
     decodable,
     load_hints,
     load_samples,
-    load_stage_policy,
     previous_stage,
     seed_everything,
-    stage_model_dir,
     write_json,
 )
 from avatar_core.recipes.metrics import StepLog, publish
+from avatar_core.recipes.policy import (
+    load_trainable_policy,
+    reference_policy,
+    save_stage_policy,
+    stage_identity,
+)
 from avatar_core.recipes.rl_batch import (
     Row,
     collate,
@@ -127,8 +135,7 @@ def run_rl(
     scfg = cfg.rl.stage(stage)
     out_dir, run_dir = Path(cfg.paths.rl_dir) / stage, Path(cfg.paths.runs_dir) / stage
     init_stage = init_stage or previous_stage(stage)
-    init_dir = stage_model_dir(cfg, init_stage)
-    fp = ckpt.fingerprint(stage, cfg.seed, scfg.model_dump(mode="json"), ckpt.directory_digest(init_dir))
+    fp = ckpt.fingerprint(stage, cfg.seed, scfg.model_dump(mode="json"), stage_identity(cfg, init_stage))
     done = out_dir / "done.json"
     if done.is_file() and _read_json(done).get("fingerprint") == fp:
         log.info("stage %s is up to date (%s); nothing to do", stage, done)
@@ -137,21 +144,22 @@ def run_rl(
     # Model code is imported here, not at module top, so `avatar --help` and config checks stay fast.
     from avatar_core.models.generation import completion_logprobs, generate_rollouts
     from avatar_core.models.inputs import encode_prompts
+    from avatar_core.models.kinds import fit_samples
 
-    dist = Distributed.setup()
+    dist = Distributed.setup(cfg.distributed)
     seed_everything(cfg.seed + 1000 * dist.rank)
-    bundle = load_stage_policy(cfg, init_stage)
+    bundle = load_trainable_policy(cfg, init_stage, dist)
     model = bundle.model
     model.train()
     needs_ref = scfg.objective.beta > 0 or (scfg.hints.enabled and scfg.hints.use_kl_trigger)
-    ref = load_stage_policy(cfg, init_stage) if needs_ref else None
-    if ref is not None:
-        ref.model.eval().requires_grad_(False)
+    ref = reference_policy(cfg, bundle, init_stage, dist) if needs_ref else None
 
     clips = ClipCache(cfg)
-    samples, rejected = decodable(
-        prompt_pool(load_samples(cfg, "train", scfg.tasks), scfg.max_prompts), clips
+    fitted, unfit = fit_samples(
+        bundle.kind, load_samples(cfg, "train", scfg.tasks), cfg.model.unsupported_media, f"rl {stage}"
     )
+    samples, rejected = decodable(prompt_pool(fitted, scfg.max_prompts), clips)
+    rejected = unfit + rejected
     by_id = {s.id: s for s in samples}
     hints = load_hints(cfg, samples)
     reward_fns, weights = stage_rewards(scfg)
@@ -175,13 +183,13 @@ def run_rl(
     state = {"step": 0, "completions": 0, "hinted_generations": 0, "prompt_history": {}}
     steplog = StepLog(run_dir / "log.jsonl")
 
-    resumed = ckpt.load_run(run_dir, fp)
+    resumed = ckpt.load_run(run_dir, fp, dist)
     if resumed is not None:
         saved_weights, trainer = resumed
-        model.load_state_dict(saved_weights)
+        ckpt.restore_weights(model, saved_weights, dist)
         ckpt.restore_trainer(trainer, optimizer, scheduler, rng)
         tracker.load_state_dict(trainer["tracker"])
-        buffer = HierarchicalReplayBuffer.load(run_dir / "state" / "buffer")
+        buffer = HierarchicalReplayBuffer.load(Path(trainer["state_dir"]) / "buffer")
         state = trainer["counters"]
         state.setdefault("prompt_history", {})  # checkpoints written before it was kept
         log.info(
@@ -216,7 +224,7 @@ def run_rl(
         g = scfg.generation
         inputs = encode_prompts(bundle, messages, clips.get_many(batch))
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), dist.gathered(bundle):
             rollouts = generate_rollouts(
                 bundle,
                 inputs,
@@ -225,6 +233,7 @@ def run_rl(
                 temperature=g.temperature,
                 top_p=g.top_p,
                 top_k=g.top_k,
+                synced=dist.sharded,
             )
         model.train()
         n_rows = rollouts.completion_ids.shape[0]
@@ -253,7 +262,7 @@ def run_rl(
                     rollouts.completion_mask,
                     rollouts.prompt_index,
                     temperature=g.temperature,
-                )  # [N, L]
+                ).cpu()  # [N, L]
             kl_tok = k3_kl(rollouts.behaviour_logp, ref_lp) * rollouts.completion_mask  # [N, L]
             for p in range(len(batch)):
                 rows_p = rollouts.prompt_index == p  # [N]
@@ -332,7 +341,7 @@ def run_rl(
         tb = collate(bundle, train_rows, clips, hints, pad_id)
         loss, obj_stats = objective_step(bundle, ref, tb, params, scfg, dist)
         t_loss = time.perf_counter()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), scfg.optim.max_grad_norm)
+        dist.clip_grad_norm_(model, scfg.optim.max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -392,24 +401,22 @@ def run_rl(
 
         # 10. checkpoint (model, optimiser, scheduler, RNG, buffer, tracker, counters), atomically
         if state["step"] % scfg.save_every == 0 or state["step"] == scfg.steps:
-            if dist.rank == 0:
-                ckpt.save_run(
-                    run_dir,
-                    model,
-                    ckpt.trainer_state(
-                        fp, optimizer, scheduler, rng, tracker=tracker.state_dict(), counters=dict(state)
-                    ),
-                    buffer,
-                )
-            dist.barrier()
+            ckpt.save_run(
+                run_dir,
+                model,
+                ckpt.trainer_state(
+                    fp, optimizer, scheduler, rng, tracker=tracker.state_dict(), counters=dict(state)
+                ),
+                buffer,
+                dist,
+            )
     bar.close()
 
     result: dict = {}
+    full_state = dist.full_state(model, trainable_only=cfg.model.lora.enabled)  # gathered shards (FSDP2)
     if dist.rank == 0:
-        from avatar_core.models.loading import save_policy
-
         tmp = ckpt.atomic_dir(out_dir)
-        save_policy(bundle, tmp / "model")
+        save_stage_policy(cfg, bundle, tmp / "model", stage, full_state)
         hint_summary = hint_outcomes(state["prompt_history"])
         result = {
             "stage": stage,

@@ -6,7 +6,13 @@ and the end-of-turn token), teacher-forced after the multimodal prompt. A share 
 during RL is not a prompt the model has never seen the like of (the paper's 7B models read any
 instruction; a model trained from scratch reads only what it was trained on). Explicit loop: batches of
 `batch_size`, `grad_accum` micro-batches per optimiser step, warm-up + schedule, periodic
-validation loss, resumable checkpoints every `save_every` steps, the final model as safetensors.
+validation loss, resumable checkpoints every `save_every` steps, the final model as safetensors
+(or its LoRA adapter, recipes/policy.py).
+
+With several processes the sample order is global: each optimiser step takes
+`batch_size x grad_accum x processes` samples and process r trains on its r-th slice of every
+micro-batch group, so N processes compute the same update as one process with N times the
+gradient accumulation (tests/recipes/test_sharded.py checks it to 1e-5 under FSDP2).
 """
 
 from __future__ import annotations
@@ -29,13 +35,13 @@ from avatar_core.recipes.common import (
     decodable,
     load_hints,
     load_samples,
-    load_stage_policy,
     seed_everything,
-    stage_model_dir,
     write_json,
 )
+from avatar_core.recipes.distributed import Distributed
 from avatar_core.recipes.metrics import StepLog
-from avatar_core.recipes.rl_parts import Distributed, build_optimizer
+from avatar_core.recipes.policy import load_trainable_policy, save_stage_policy, stage_identity
+from avatar_core.recipes.rl_parts import build_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -71,40 +77,50 @@ def sft_loss(
     for i, t in enumerate(targets):
         ids[i, : t.numel()], mask[i, : t.numel()] = t, 1.0
     logp = completion_logprobs(bundle, inputs, ids, mask, torch.arange(len(samples)))  # [B, L]
+    mask = mask.to(logp.device)  # [B, L]
     return -(logp * mask).sum() / mask.sum()
 
 
 def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
     scfg = cfg.sft
     out_dir, run_dir = Path(cfg.paths.sft_dir), Path(cfg.paths.runs_dir) / "sft"
-    init_dir = stage_model_dir(cfg, "base")
-    fp = ckpt.fingerprint("sft", cfg.seed, scfg.model_dump(mode="json"), ckpt.directory_digest(init_dir))
+    fp = ckpt.fingerprint("sft", cfg.seed, scfg.model_dump(mode="json"), stage_identity(cfg, "base"))
     if (out_dir / "done.json").is_file() and json.loads((out_dir / "done.json").read_text()).get(
         "fingerprint"
     ) == fp:
         log.info("sft is up to date; nothing to do")
         return json.loads((out_dir / "done.json").read_text())
 
-    dist = Distributed.setup()
+    from avatar_core.models.kinds import fit_samples
+
+    dist = Distributed.setup(cfg.distributed)
     seed_everything(cfg.seed + dist.rank)
-    bundle = load_stage_policy(cfg, "base")
+    bundle = load_trainable_policy(cfg, "base", dist)
     model = bundle.model
     clips = ClipCache(cfg)
-    train, rejected = decodable(load_samples(cfg, "train", scfg.tasks), clips)
+    policy = cfg.model.unsupported_media
+    fitted, unfit = fit_samples(bundle.kind, load_samples(cfg, "train", scfg.tasks), policy, "sft train")
+    train, rejected = decodable(fitted, clips)
+    rejected = unfit + rejected
     train = [s for s in train if s.reasoning]
-    val = decodable(load_samples(cfg, "validation", scfg.tasks), clips)[0] if cfg.data.synthetic.n_val else []
-    train = train[dist.rank :: dist.world]  # each process trains on its own shard
+    val = []
+    if cfg.data.synthetic.n_val:
+        val_fitted = fit_samples(bundle.kind, load_samples(cfg, "validation", scfg.tasks), policy, "sft val")[
+            0
+        ]
+        val = decodable(val_fitted, clips)[0]
     hint_of = load_hints(cfg, train) if scfg.hint_fraction > 0 else {}
-    per_epoch = math.ceil(len(train) / (scfg.batch_size * scfg.grad_accum))
+    group = scfg.batch_size * dist.world  # one micro-batch of every process
+    per_epoch = math.ceil(len(train) / (group * scfg.grad_accum))
     total = scfg.max_steps or per_epoch * scfg.epochs
     optimizer, scheduler = build_optimizer(model, scfg.optim, total)
     rng = np.random.default_rng(cfg.seed)
     order: list[int] = []
     step = 0
-    resumed = ckpt.load_run(run_dir, fp)
+    resumed = ckpt.load_run(run_dir, fp, dist)
     if resumed is not None:
         saved_weights, trainer = resumed
-        model.load_state_dict(saved_weights)
+        ckpt.restore_weights(model, saved_weights, dist)
         ckpt.restore_trainer(trainer, optimizer, scheduler, rng)
         order, step = list(trainer["order"]), int(trainer["step"])
         log.info("resuming sft from step %d", step)
@@ -116,10 +132,10 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
     while step < total:
         losses = []
         for _ in range(scfg.grad_accum):
-            if len(order) < scfg.batch_size:
+            if len(order) < group:
                 order += rng.permutation(len(train)).tolist()
-            idx, order = order[: scfg.batch_size], order[scfg.batch_size :]
-            micro = [train[i] for i in idx]
+            idx, order = order[:group], order[group:]
+            micro = [train[i] for i in idx[dist.rank * scfg.batch_size : (dist.rank + 1) * scfg.batch_size]]
             hinted = [
                 hint_of.get(s.id) if hinted_in_sft(cfg.seed, step, s.id, scfg.hint_fraction) else None
                 for s in micro
@@ -128,11 +144,12 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
             loss.backward()
             losses.append(float(loss.detach()) * scfg.grad_accum)
         dist.average_gradients(model)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), scfg.optim.max_grad_norm)
+        dist.clip_grad_norm_(model, scfg.optim.max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
+        losses = dist.gather_floats(losses)  # every process's micro-batches
         record = {"step": step, "loss": float(np.mean(losses)), "lr": scheduler.get_last_lr()[0]}
         if val and (step % scfg.eval_every == 0 or step == total):
             record["val_loss"] = validation_loss(bundle, val, clips, scfg.batch_size)
@@ -140,17 +157,18 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
             steplog.append(record)
         bar.set_postfix(loss=f"{record['loss']:.3f}")
         bar.update(1)
-        if step % scfg.save_every == 0 and step < total and dist.rank == 0:
+        if step % scfg.save_every == 0 and step < total:
             ckpt.save_run(
                 run_dir,
                 model,
                 ckpt.trainer_state(fp, optimizer, scheduler, rng, order=order, step=step),
+                dist=dist,
             )
     bar.close()
+    full_state = dist.full_state(model, trainable_only=cfg.model.lora.enabled)  # gathered shards (FSDP2)
     if dist.rank != 0:
         dist.barrier()
         return {}
-    from avatar_core.models.loading import save_policy
 
     records = steplog.read()
     result = {
@@ -163,7 +181,7 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
         "rejected_samples": rejected,
     }
     tmp = ckpt.atomic_dir(out_dir)
-    save_policy(bundle, tmp / "model")
+    save_stage_policy(cfg, bundle, tmp / "model", "sft", full_state)
     write_json(tmp / "done.json", result)
     ckpt.commit_dir(tmp, out_dir)
     metrics_dir = Path(cfg.paths.metrics_dir) / "sft"
