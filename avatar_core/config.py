@@ -13,6 +13,7 @@ overrides them with the miniature values of the embedded default.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -404,8 +405,74 @@ class RewardOptions(Section):
     judge: Literal["rule", "model"] = Field(
         "rule", description="rule: verifiable facts of synthetic samples; model: a VLM judge."
     )
-    judge_model: str = Field("OpenGVLab/InternVL3-2B", description="VLM judge by name when judge is model.")
-    judge_frames: int = Field(8, gt=0, description="Frames shown to the VLM judge.")
+    judge_model: str = Field(
+        "OpenGVLab/InternVL3-2B",
+        description="VLM judge when judge is model: a local folder or hub name run in this process, or "
+        "the model name sent to judge_url. The native layout (e.g. OpenGVLab/InternVL3-2B-hf) needs no "
+        "remote code; the original release needs judge_trust_remote_code.",
+    )
+    judge_frames: int = Field(8, gt=0, le=64, description="Frames shown to the VLM judge (paper: 8).")
+    judge_url: str = Field(
+        "",
+        description="Base URL of an OpenAI-compatible endpoint serving the judge (e.g. "
+        "http://gpu-host:8000/v1); '' runs judge_model in this process.",
+    )
+    judge_api_key_env: str = Field(
+        "AVATAR_JUDGE_API_KEY",
+        description="Name of the environment variable holding the served judge's bearer token (read only "
+        "when set; the token itself never belongs in params.yaml).",
+    )
+    judge_timeout_s: float = Field(60.0, gt=0, description="Timeout of one request to the served judge.")
+    judge_retries: int = Field(
+        3, ge=0, le=20, description="Retries of a failed judge request before the step fails with an error."
+    )
+    judge_retry_backoff_s: float = Field(
+        1.0, ge=0, description="First wait between judge retries; doubles each retry (at most 30 s)."
+    )
+    judge_batch_size: int = Field(
+        8, gt=0, description="Completions per in-process judge batch, or concurrent requests to judge_url."
+    )
+    judge_max_new_tokens: int = Field(64, gt=0, description="Length budget of the judge's answer.")
+    judge_max_pixels: int = Field(
+        448 * 448,
+        ge=28 * 28,
+        description="Pixel budget of each frame sent to a served judge (InternVL3 tiles are 448x448); an "
+        "in-process judge uses its own processor's tile size.",
+    )
+    judge_dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="Parameter dtype of an in-process judge."
+    )
+    judge_trust_remote_code: bool = Field(
+        False,
+        description="Allow a judge checkpoint that runs code from its repository (InternVL's original release).",
+    )
+    judge_cache: bool = Field(
+        True,
+        description="Cache model-judge scores by (prompt id, completion hash) in the stage's run folder, so "
+        "replays and reruns do not pay twice.",
+    )
+
+    @field_validator("judge_url")
+    @classmethod
+    def _judge_url(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError(f"must be '' or an http(s):// URL, got {v!r}")
+        return v.rstrip("/")
+
+    @field_validator("judge_api_key_env")
+    @classmethod
+    def _env_name(cls, v: str) -> str:
+        if v and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+            raise ValueError("must be the NAME of an environment variable (letters, digits, _), not a key")
+        return v
+
+    @model_validator(mode="after")
+    def _url_needs_model_judge(self) -> RewardOptions:
+        if self.judge_url and self.judge != "model":
+            raise ValueError(
+                f"judge_url is set ({self.judge_url}) but judge is {self.judge!r}; set judge: model"
+            )
+        return self
 
 
 class RLStageConfig(Section):
@@ -592,6 +659,17 @@ class EvaluateConfig(Section):
     )
     control_checkpoints: list[str] | None = Field(
         None, description="Checkpoints the controls run for (None: every checkpoint in `checkpoints`)."
+    )
+    judge_check: bool = Field(
+        True,
+        description="When judge_check_stage rewards with a model judge, check that judge: its scores of "
+        "matching reasoning shown the frames vs blank frames (a judge that scores both the same is not looking).",
+    )
+    judge_check_stage: Literal["s1", "s2", "s3"] = Field(
+        "s3", description="RL stage whose reward_options name the judge to check."
+    )
+    judge_check_samples: int = Field(
+        32, gt=0, description="Held-out samples (with a clip and a reference trace) the judge check scores."
     )
 
     @field_validator("controls")

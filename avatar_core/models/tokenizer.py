@@ -65,13 +65,11 @@ def _with_scaffold(corpus: Iterable[str]) -> Iterator[str]:
     yield from corpus
 
 
-def train_tokenizer(corpus: Iterable[str], vocab_size: int) -> PreTrainedTokenizerBase:
-    """Train a byte-level BPE of `vocab_size` entries (specials included) and wrap it as Qwen2.
-
-    The vocabulary always holds the 256 byte symbols and the 14 Qwen specials, so any text
-    round-trips; `vocab_size` must leave room for them. Padding is on the left (generation).
-    """
-    minimum = 256 + len(QWEN_SPECIAL_TOKENS)
+def train_byte_level_bpe(
+    corpus: Iterable[str], vocab_size: int, special_tokens: list[str]
+) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """(vocab, merges) of a byte-level BPE with Qwen2's pre-tokenisation; specials take the first ids."""
+    minimum = 256 + len(special_tokens)
     if vocab_size < minimum:
         raise ValueError(f"vocab_size {vocab_size} is too small: a byte-level BPE needs at least {minimum}")
     bpe = Tokenizer(models.BPE())
@@ -84,16 +82,26 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int) -> PreTrainedTokeniz
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=QWEN_SPECIAL_TOKENS,
+        special_tokens=special_tokens,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    bpe.train_from_iterator(_with_scaffold(corpus), trainer)
+    bpe.train_from_iterator(corpus, trainer)
     model_state = json.loads(bpe.to_str())["model"]
     # Qwen2Tokenizer wants merges as (left, right) tuples; `tokenizers` may serialise "a b" strings.
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model_state["merges"]]
+    return model_state["vocab"], merges
+
+
+def train_tokenizer(corpus: Iterable[str], vocab_size: int) -> PreTrainedTokenizerBase:
+    """Train a byte-level BPE of `vocab_size` entries (specials included) and wrap it as Qwen2.
+
+    The vocabulary always holds the 256 byte symbols and the 14 Qwen specials, so any text
+    round-trips; `vocab_size` must leave room for them. Padding is on the left (generation).
+    """
+    vocab, merges = train_byte_level_bpe(_with_scaffold(corpus), vocab_size, QWEN_SPECIAL_TOKENS)
     tokenizer = Qwen2Tokenizer(
-        vocab=model_state["vocab"],
+        vocab=vocab,
         merges=merges,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",

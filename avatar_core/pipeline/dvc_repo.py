@@ -139,6 +139,7 @@ def commit_stages(root: str | Path, names: list[str]) -> None:
         for name in names:
             _check_stage(repo, name)
         try:
-            repo.commit(targets=names, force=True)
+            for name in names:  # Repo.commit takes one target at a time
+                repo.commit(name, force=True)
         except DvcException as err:
             raise PipelineError(f"dvc commit of {', '.join(names)} failed: {err}") from err

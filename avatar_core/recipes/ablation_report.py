@@ -99,7 +99,8 @@ def summarise_setting(cfg: AvatarConfig, setting: str, variants: list[str]) -> d
         curves[v] = np.array(rows)  # [S, K]
     base = ab.baseline if ab.baseline in curves else None
     target = float(curves[base][:, -1].mean()) if base else None
-    out.update({"budgets": budgets, "baseline": base, "target": target})
+    start = float(np.mean([c[:, 0].mean() for c in curves.values()]))  # the shared start checkpoint
+    out.update({"budgets": budgets, "baseline": base, "target": target, "start_accuracy": start})
     for v in complete:
         final = curves[v][:, -1]  # [S]
         per_step = [step_summary(cells[v][s]["steps"]) for s in ab.seeds]
@@ -173,6 +174,14 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{_fmt(st['replay_truncated_frac'], 3)} | {_fmt(st['hint_rate'], 3)} | "
                 f"{_fmt(st['rollout_accuracy_last10'], 3)} |"
             )
+        start = res.get("start_accuracy")
+        if target is not None and start is not None and target <= start:
+            lines += [
+                "",
+                f"The target ({_fmt(target)}) is at or below the start checkpoint's accuracy ({_fmt(start)}): "
+                "every variant meets it before generating anything, so completions-to-target and the "
+                "x-fewer ratio say nothing in this setting; compare the final accuracies and the curves.",
+            ]
         if res.get("missing_cells"):
             lines += ["", f"Missing cells (not finished, left out): {', '.join(res['missing_cells'])}"]
         lines.append("")

@@ -6,7 +6,9 @@ benchmark adapter), the model answers greedily and is scored by `avatar_core.eva
 Accuracy is reported overall and per task family with 95% bootstrap intervals, beside the chance
 level and the configured controls (`evaluate.controls`): the same evaluation with black frames
 and silence, with black frames only, and with silence only. A family that needs to see must fall
-to its blank level without video, one that needs to hear without audio. Writes results.json,
+to its blank level without video, one that needs to hear without audio. When an RL stage rewards
+with a model judge, the judge itself is checked too (`avatar_core.evaluation.judge_check`:
+matching reasoning scored with the frames vs blank frames). Writes results.json,
 metrics.json (DVC metrics), results.md and accuracy_by_stage.png to `paths.eval_dir`, and every
 evaluation set as `lm_eval/<set>.jsonl` there for the lm-eval tasks of
 `avatar_core.evaluation.lm_eval_tasks`.
@@ -22,6 +24,8 @@ from pathlib import Path
 from avatar_core.config import AvatarConfig
 from avatar_core.data.media import resolve_media_path
 from avatar_core.data.schema import Sample, format_question
+from avatar_core.evaluation.judge_check import judge_check_for
+from avatar_core.evaluation.judge_check import markdown_report as judge_markdown
 from avatar_core.evaluation.report import flat_metrics, markdown_table, plot_accuracy
 from avatar_core.evaluation.scoring import greedy_answers, score_answers, summarise
 from avatar_core.evaluation.stats import chance_level
@@ -103,6 +107,11 @@ def run_evaluate(cfg: AvatarConfig, progress: bool = True) -> dict:
             by_task[s.task].append(s)
         results["chance_per_task"][name] = {t: _chance(v) for t, v in sorted(by_task.items())}
     control_stages = set(e.checkpoints if e.control_checkpoints is None else e.control_checkpoints)
+    # The judge check runs first: an unreachable judge fails here, not after the whole evaluation.
+    first_set = next(iter(sets.values()), ([], None))[0]
+    judge_report = judge_check_for(cfg, first_set, media_root(cfg))
+    if judge_report is not None:
+        results["judge_check"] = judge_report
     for stage in e.checkpoints:
         if not stage_model_dir(cfg, stage).is_dir():
             log.warning("no checkpoint for stage %s; skipped", stage)
@@ -147,7 +156,8 @@ def run_evaluate(cfg: AvatarConfig, progress: bool = True) -> dict:
     out = Path(cfg.paths.eval_dir)
     write_json(out / "results.json", results)
     write_json(out / "metrics.json", flat_metrics(results))
-    (out / "results.md").write_text(markdown_table(results))
+    table = markdown_table(results) + (judge_markdown(judge_report) if judge_report is not None else "")
+    (out / "results.md").write_text(table)
     plot_accuracy(results, out / "accuracy_by_stage.png")
-    print(markdown_table(results))
+    print(table)
     return results

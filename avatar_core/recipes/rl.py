@@ -54,6 +54,7 @@ from avatar_core.recipes.common import (
     decodable,
     load_hints,
     load_samples,
+    media_root,
     previous_stage,
     seed_everything,
     write_json,
@@ -162,7 +163,7 @@ def run_rl(
     rejected = unfit + rejected
     by_id = {s.id: s for s in samples}
     hints = load_hints(cfg, samples)
-    reward_fns, weights = stage_rewards(scfg)
+    reward_fns, weights, judge_cache = stage_rewards(scfg, media_root(cfg), run_dir)
     params = objective_params(scfg)
     optimizer, scheduler = build_optimizer(model, scfg.optim, scfg.steps)
     tracker = DifficultyTracker(scfg.difficulty.mode, scfg.difficulty.window, scfg.difficulty.ema_decay)
@@ -385,6 +386,7 @@ def run_rl(
             "augment_rows": len(extra_rows),
             **{f"buffer_{k}": v for k, v in buffer.tier_sizes().items()},
             **obj_stats,
+            **(judge_cache.step_stats() if judge_cache is not None else {}),
             "time_generation": t_gen - t0,
             "time_reward": t_rew - t_gen,
             "time_buffer": t_buf - t_rew,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 
 import torch
 
@@ -16,7 +17,7 @@ from avatar_core.algos.params import ObjectiveParams
 from avatar_core.config import OptimConfig, RLStageConfig
 from avatar_core.data.schema import Sample
 from avatar_core.recipes.distributed import Distributed
-from avatar_core.rewards import RuleJudge, build_reward_fns
+from avatar_core.rewards import build_reward_fns
 
 log = logging.getLogger(__name__)
 
@@ -65,21 +66,29 @@ def build_optimizer(model: torch.nn.Module, optim: OptimConfig, total_steps: int
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def stage_rewards(scfg: RLStageConfig):
-    """Reward callables for the stage's weights; the rule judge serves synthetic data, a VLM otherwise."""
-    opts = scfg.reward_options
-    judge = None
-    if "judge" in scfg.rewards:
-        if opts.judge == "rule":
-            judge = RuleJudge()
-        else:
-            from avatar_core.models.judge import TransformersJudge
+def stage_rewards(
+    scfg: RLStageConfig, media_root: str | Path | None = None, run_dir: str | Path | None = None
+):
+    """Reward callables for the stage's weights, and the judge's cache (None without a judge).
 
-            judge = TransformersJudge(opts.judge_model, n_frames=opts.judge_frames)
+    The judge is the one `reward_options` describe (rule-based, in-process or served VLM); its
+    scores are cached in `run_dir` and timed per step (`JudgeCache.step_stats`).
+    """
+    opts = scfg.reward_options
+    judge = cache = None
+    if "judge" in scfg.rewards:
+        from avatar_core.models.judge_factory import build_judge, open_judge_cache
+
+        judge = build_judge(opts, media_root)
+        cache = open_judge_cache(judge, opts, run_dir)
     fns = build_reward_fns(
-        scfg.rewards, numeric_mode=opts.numeric_mode, numeric_tol=opts.numeric_tol, judge=judge
+        scfg.rewards,
+        numeric_mode=opts.numeric_mode,
+        numeric_tol=opts.numeric_tol,
+        judge=judge,
+        judge_cache=cache,
     )
-    return fns, dict(scfg.rewards)
+    return fns, dict(scfg.rewards), cache
 
 
 def reward_columns(samples: list[Sample]) -> dict[str, list]:

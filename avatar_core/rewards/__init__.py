@@ -14,6 +14,7 @@ from avatar_core.rewards.functions import (
     self_reward,
 )
 from avatar_core.rewards.judge import Judge, RuleJudge, parse_judge_scores
+from avatar_core.rewards.judge_cache import JudgeCache
 from avatar_core.rewards.parsing import (
     ParsedCompletion,
     completion_text,
@@ -26,6 +27,7 @@ from avatar_core.rewards.parsing import (
 __all__ = [
     "REWARDS",
     "Judge",
+    "JudgeCache",
     "ParsedCompletion",
     "RewardFn",
     "RuleJudge",

@@ -24,6 +24,7 @@ from avatar_core.rewards.functions import (
     self_reward,
 )
 from avatar_core.rewards.judge import Judge
+from avatar_core.rewards.judge_cache import JudgeCache
 
 RewardFactory = Callable[..., RewardFn]
 REWARDS: Registry[RewardFactory] = Registry("reward")
@@ -58,7 +59,10 @@ def _self(options: Mapping[str, Any], judge: Judge | None = None) -> RewardFn:
 def _judge(options: Mapping[str, Any], judge: Judge | None = None) -> RewardFn:
     if judge is None:
         raise ValueError("reward 'judge' needs a judge object (RuleJudge or a model judge); none was given")
-    return make_judge_reward(judge)
+    cache = options.get(
+        "judge_score_cache"
+    )  # a JudgeCache object (RewardOptions.judge_cache is its on/off flag)
+    return make_judge_reward(judge, cache=cache if isinstance(cache, JudgeCache) else None)
 
 
 def build_reward_fns(
@@ -67,13 +71,16 @@ def build_reward_fns(
     numeric_mode: str = "dense",
     numeric_tol: float = 1e-3,
     judge: Judge | None = None,
+    judge_cache: JudgeCache | None = None,
 ) -> dict[str, RewardFn]:
     """One reward callable per name in `weights` (unknown names raise, listing the valid ones).
+
+    `judge_cache`, when given, caches and times the judge's scores (see `rewards.judge_cache`).
 
     >>> sorted(build_reward_fns({"format": 0.5, "accuracy": 0.5}))
     ['accuracy', 'format']
     """
-    options = {"numeric_mode": numeric_mode, "numeric_tol": numeric_tol}
+    options = {"numeric_mode": numeric_mode, "numeric_tol": numeric_tol, "judge_score_cache": judge_cache}
     return {name: REWARDS.get(name)(options, judge=judge) for name in weights}
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Literal
 
 from avatar_core.rewards.judge import Judge
+from avatar_core.rewards.judge_cache import JudgeCache
 from avatar_core.rewards.parsing import completion_text, normalise_choice, parse_completion, parse_number
 
 RewardFn = Callable[..., list[float | None]]
@@ -146,8 +147,11 @@ def self_reward(
     ]
 
 
-def make_judge_reward(judge: Judge) -> RewardFn:
+def make_judge_reward(judge: Judge, cache: JudgeCache | None = None) -> RewardFn:
     """Wrap a `Judge` as a reward callable that reads the `facts`, `video` and `question` columns.
+
+    With a `JudgeCache` the scores go through it (keyed by the `id` column, which is then required):
+    completions already scored are read from the cache and only the rest reach the judge.
 
     >>> from avatar_core.rewards.judge import RuleJudge
     >>> reward = make_judge_reward(RuleJudge())
@@ -165,12 +169,17 @@ def make_judge_reward(judge: Judge) -> RewardFn:
         **kwargs: Any,
     ) -> list[float | None]:
         n = len(completions)
-        scores = judge.score(
-            [completion_text(c) for c in completions],
-            facts=list(_column("facts", facts, n, "judge")),
-            video=list(_column("video", video, n, "judge")),
-            question=list(_column("question", question, n, "judge")),
-        )
+        columns = {
+            "facts": list(_column("facts", facts, n, "judge")),
+            "video": list(_column("video", video, n, "judge")),
+            "question": list(_column("question", question, n, "judge")),
+        }
+        texts = [completion_text(c) for c in completions]
+        if cache is None:
+            scores = judge.score(texts, **columns)
+        else:
+            ids = [str(i) for i in _column("id", kwargs.get("id"), n, "judge")]
+            scores = cache.score(judge, texts, ids=ids, **columns)
         if len(scores) != n:
             raise ValueError(f"judge {judge_name} returned {len(scores)} scores for {n} completions")
         for index, score in enumerate(scores):

@@ -93,6 +93,20 @@ def _raw_scores(obj: dict[str, Any]) -> list[float]:
     return [number for number in map(_as_number, items) if number is not None]
 
 
+def judge_scores(text: str) -> float | None:
+    """The averaged scores of a judge's answer in [0, 1], or None when it holds no JSON scores."""
+    candidates = _json_objects(text)
+    for obj in candidates:  # the list grows: nested objects are tried after their parent
+        scores = _raw_scores(obj)
+        if not scores:
+            candidates.extend(value for value in obj.values() if isinstance(value, dict))
+            continue
+        scale = _declared_scale(obj)
+        clipped = [min(max(score, 0.0), scale) for score in scores]
+        return sum(clipped) / (len(clipped) * scale)
+    return None
+
+
 def parse_judge_scores(text: str) -> float:
     """Average the scores of the first JSON object in a judge's answer into [0, 1].
 
@@ -105,16 +119,8 @@ def parse_judge_scores(text: str) -> float:
     >>> parse_judge_scores('{"scores": [10, 5], "scale": 10}'), parse_judge_scores("four out of five")
     (0.75, 0.0)
     """
-    candidates = _json_objects(text)
-    for obj in candidates:  # the list grows: nested objects are tried after their parent
-        scores = _raw_scores(obj)
-        if not scores:
-            candidates.extend(value for value in obj.values() if isinstance(value, dict))
-            continue
-        scale = _declared_scale(obj)
-        clipped = [min(max(score, 0.0), scale) for score in scores]
-        return sum(clipped) / (len(clipped) * scale)
-    return 0.0
+    score = judge_scores(text)
+    return 0.0 if score is None else score
 
 
 def _mentions(think: str, value: Any, numbers: set[float]) -> bool:

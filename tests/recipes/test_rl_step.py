@@ -106,7 +106,8 @@ def test_reward_columns_follow_samples(project):
     cols = reward_columns(samples)
     assert cols["id"] == [s.id for s in samples]
     assert cols["answer"] == [s.answer for s in samples]
-    fns, weights = stage_rewards(cfg.rl.s1)
+    fns, weights, judge_cache = stage_rewards(cfg.rl.s1)
+    assert judge_cache is None  # S1 has no judge reward
     texts = [s.reasoning for s in samples]  # the reference traces are correct and well formed
     totals, per = combine_rewards(texts, cols, weights, fns)
     assert per["format"] == [1.0] * 3 and per["accuracy"] == [1.0] * 3
