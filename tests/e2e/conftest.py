@@ -111,7 +111,7 @@ def set_param(root: Path, dotted: str, value: Any) -> None:
     params = yaml.safe_load((root / "params.yaml").read_text())
     node = params
     *parents, last = dotted.split(".")
-    for part in parents:
-        node = node[part]
+    for part in parents:  # a stage override may not name the key yet (rl.defaults holds it)
+        node = node.setdefault(part, {})
     node[last] = value
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

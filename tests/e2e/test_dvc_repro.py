@@ -20,7 +20,7 @@ def test_repro_noop_then_rl_s3_change(built_repo: BuiltRepo) -> None:
     for stage in ("ingest", "hints", "sft", "rl@s1", "rl@s2", "rl@s3", "evaluate"):
         assert f"  {stage}:" in lock
     metrics = json.loads((root / "results" / "eval" / "metrics.json").read_text())
-    assert set(metrics) == {"base", "sft", "s1", "s2", "s3"}
+    assert set(metrics) == {"sft", "s1", "s2", "s3"}  # evaluate.checkpoints
 
     start = time.perf_counter()
     noop = sh([dvc, "repro", "evaluate"], root).stdout

@@ -154,7 +154,7 @@ def test_ablation_deployment_runs_cells_side_by_side(built_repo: BuiltRepo, pref
     set_param(root, "ablation.eval_max_new_tokens", 6)  # every cell's params change: all rerun
     run, logs, elapsed = asyncio.run(
         _run(
-            "ablation/ablation",
+            "avatar/ablation",
             lambda ms: any("stage ablation ran" in m or "stage ablation is up" in m for m in ms),
         )
     )

@@ -70,7 +70,11 @@ def test_ratio_to_target_is_how_many_times_fewer_completions():
 
 @pytest.mark.parametrize(
     "bad, message",
-    [([], "need a non-empty"), ([[0.1, float("nan")]], "accuracies must be finite"), ([0.1, 0.2], "need a non-empty")],
+    [
+        ([], "need a non-empty"),
+        ([[0.1, float("nan")]], "accuracies must be finite"),
+        ([0.1, 0.2], "need a non-empty"),
+    ],
 )
 def test_bad_curves_are_named(bad, message):
     with pytest.raises(ValueError, match=f"mean_with_ci: {message}"):

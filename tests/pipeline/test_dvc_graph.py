@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from avatar_core.cli import RECIPES
 from avatar_core.config import AvatarConfig, load_config
-from avatar_core.pipeline.dvc_repo import open_repo, stage_names
+from avatar_core.pipeline.dvc_repo import open_repo
 from tasks.stages import CURRICULUM
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,7 +132,6 @@ def test_graph_is_the_curriculum_then_the_study(stages: dict[str, dict]) -> None
         assert stages[cell]["upstream"] == {"ingest", "hints", "sft"}, cell
     assert stages["ablation"]["upstream"] == cells
     assert set(stages) == set(CURRICULUM) | cells | {"ablation"}
-    order = [name for name in stage_names(ROOT) if name in CURRICULUM]
     for name in CURRICULUM:  # the flow's fixed order respects the graph
         assert all(CURRICULUM.index(up) < CURRICULUM.index(name) for up in EXPECTED_UPSTREAM[name])
 
