@@ -56,7 +56,7 @@ def _config(project: Path, layout: Path, lora: bool, media: str, tag: str):
     s1.update(steps=1, prompts_per_step=2, group_size=2)
     s1["generation"]["max_new_tokens"] = 6
     s1["objective"]["beta"] = 0.1
-    data["evaluate"].update(checkpoints=["s1"], max_new_tokens=6, batch_size=4)
+    data["evaluate"].update(checkpoints=["s1"], control_checkpoints=[], max_new_tokens=6, batch_size=4)
     return config_from_dict(data)
 
 
