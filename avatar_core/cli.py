@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate": "greedy evaluation of every stage's checkpoint with bootstrap confidence intervals",
         "history": "append the latest evaluation to the nightly history table and plot",
         "ablate": "one cell of the AVATAR vs GRPO ablation study, or (--summary) its tables and figures",
+        "preset": "merge a real model's preset (checkpoint, LoRA, media, processes, RL values) into params.yaml",
     }
     for name, text in helps.items():
         p = sub.add_parser(name, help=text, description=text)
@@ -82,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--variant", help="ablation.variants name of the cell")
             p.add_argument("--seed", type=int, help="seed of the cell (one of ablation.seeds)")
             p.add_argument("--summary", action="store_true", help="summarise every finished cell instead")
+        if name == "preset":
+            p.add_argument("name", nargs="?", help="preset name (see --list)")
+            p.add_argument("--list", action="store_true", help="list the presets and exit")
     return parser
 
 
@@ -119,9 +123,26 @@ def report(problems: list[tuple[str, str]]) -> list[str]:
     return lines
 
 
-def run(args: argparse.Namespace) -> int:
+def _preset(args: argparse.Namespace) -> int:
+    from avatar_core.presets import apply_preset, preset_names
+
+    if args.list or not args.name:
+        print("\n".join(preset_names()))
+        return 0 if args.list else 2
+    apply_preset(args.name, args.params)  # a ConfigError is reported like any other
+    print(f"preset {args.name} merged into {args.params}")
+    return 0
+
+
+def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
+    if args.command == "preset":
+        return _preset(args)
     cfg: AvatarConfig = load_config(args.params, args.overrides)
     check_inputs(cfg, args.command)
+    from avatar_core.pipeline.launch import launched, relaunch
+
+    if args.command in ("sft", "rl") and cfg.distributed.num_processes > 1 and not launched():
+        return relaunch(cfg, list(sys.argv[1:] if argv is None else argv))  # under accelerate launch
     from avatar_core.pipeline.locks import is_primary_process, stage_lock
     from avatar_core.recipes.common import set_threads
 
@@ -156,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("AVATAR_DEBUG", "") not in ("", "0")
     try:
-        return run(args)
+        return run(args, argv)
     except KeyboardInterrupt:
         report([("", "interrupted")])
         return 130

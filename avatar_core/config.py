@@ -268,14 +268,35 @@ class LoraConfig(Section):
     target_modules: str | list[str] = Field(
         "all-linear", description="Modules to adapt; 'all-linear' as in the authors' code."
     )
+    merged_export: bool = Field(
+        False,
+        description="Also write each stage's policy with its adapters merged (<stage>/model/merged), "
+        "a plain checkpoint for tools that do not read adapters.",
+    )
 
 
 class ModelConfig(Section):
     name_or_path: str = Field(
         "tiny", description="'tiny' builds the embedded default; else a hub name or local folder."
     )
-    kind: Literal["auto", "qwen2_5_omni", "qwen2_5_vl", "causal_lm"] = Field(
+    kind: Literal["auto", "qwen2_5_omni", "qwen3_omni_moe", "qwen2_5_vl", "causal_lm"] = Field(
         "auto", description="Model family; auto reads it from the checkpoint config."
+    )
+    preprocessor: Literal["params", "checkpoint"] = Field(
+        "params",
+        description="Pixel budget of the processor: params (data.media.max_pixels; a checkpoint that "
+        "says otherwise is logged) or checkpoint (its preprocessor config). Patch sizes, "
+        "normalisation and audio features always come from the checkpoint.",
+    )
+    gradient_checkpointing: bool = Field(
+        False,
+        description="Recompute each decoder layer's activations in backward instead of keeping them "
+        "(7B-size models on one GPU need it; costs about a third more compute).",
+    )
+    unsupported_media: Literal["reject", "drop"] = Field(
+        "reject",
+        description="A sample whose media the model cannot take (sound for Qwen2.5-VL, any clip for a "
+        "text-only model): reject it with a reason, or drop that media and keep the rest (logged).",
     )
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Parameter dtype.")
     trust_remote_code: bool = Field(
@@ -694,6 +715,35 @@ def expand_rl_defaults(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# --------------------------------------------------------------------------- processes
+
+
+class DistributedConfig(Section):
+    num_processes: int = Field(
+        1,
+        ge=1,
+        description="Processes `avatar sft` and `avatar rl` run (one per GPU); above 1 they start "
+        "themselves through `accelerate launch`, so dvc repro and the Prefect flow use them too.",
+    )
+    sharding: Literal["replicated", "fsdp2"] = Field(
+        "replicated",
+        description="replicated: every process holds the whole model, gradients are all-reduced "
+        "(small models); fsdp2: parameters, gradients and optimiser state sharded with "
+        "torch.distributed.fsdp.fully_shard (large models).",
+    )
+    reshard_after_forward: bool = Field(
+        True, description="fsdp2: free gathered parameters after each forward (less memory, more traffic)."
+    )
+    gather_for_rollout: bool = Field(
+        True,
+        description="fsdp2: gather the whole model once for generation (fast; needs room for all "
+        "weights on each device) instead of one decoder layer per forward (slow, little memory).",
+    )
+    main_process_port: int = Field(
+        0, ge=0, le=65535, description="Rendezvous port of the launched processes (0: a free port)."
+    )
+
+
 # --------------------------------------------------------------------------- evaluation, remote
 
 
@@ -899,6 +949,9 @@ class AvatarConfig(Section):
     paths: PathsConfig = Field(default_factory=PathsConfig, description="Where each stage writes.")
     data: DataConfig = Field(default_factory=DataConfig, description="Data set and media decoding.")
     model: ModelConfig = Field(default_factory=ModelConfig, description="Policy model.")
+    distributed: DistributedConfig = Field(
+        default_factory=DistributedConfig, description="Training processes and sharding."
+    )
     hints: HintsConfig = Field(default_factory=HintsConfig, description="Hint generation stage.")
     sft: SFTConfig = Field(default_factory=SFTConfig, description="Cold-start SFT.")
     rl: RLConfig = Field(default_factory=RLConfig, description="The three RL stages.")

@@ -7,11 +7,16 @@ of a sampled token is always that of the *temperature-scaled full distribution*,
 top-k/top-p truncation (which the importance ratio rho = exp(logp_theta - logp_behaviour) needs,
 since the training pass computes the full distribution too), and only one step of [N, V]
 log-probs is alive at a time instead of output_logits' [N, L, V]. The generation config passed
-is neutral (no temperature, penalties or filters of the checkpoint's generation_config.json):
-everything that shapes the distribution is explicit here. Media placeholder and marker tokens
-(<|AUDIO|>, <|VIDEO|>, <|vision_bos|>, ...) are never sampled: a completion holding one would make
-the teacher-forced pass look for media that does not exist. They keep their share of the recorded
-full distribution, as the training pass sees it.
+is neutral (no temperature, penalties or filters of the checkpoint's generation_config.json,
+nor transformers' global top-k of 50): everything that shapes the distribution is explicit here. The media placeholder and marker tokens
+of the model's kind (<|AUDIO|>, <|VIDEO|>, <|vision_bos|>, ... for Qwen2.5-Omni, <|video_pad|>,
+<|vision_start|>, ... for Qwen2.5-VL and Qwen3-Omni) are never sampled: a completion holding one
+would make the teacher-forced pass look for media that does not exist. They keep their share of the
+recorded full distribution, as the training pass sees it.
+
+Under sharded training (FSDP2) every process must run the same number of forward passes, so
+`generate_rollouts(..., synced=True)` keeps a finished process stepping until all have finished
+(transformers' `synced_gpus`).
 """
 
 from __future__ import annotations
@@ -23,18 +28,7 @@ import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 from transformers.feature_extraction_utils import BatchFeature
 
-from avatar_core.models.inputs import select_rows
-
-MEDIA_TOKENS = (
-    "<|AUDIO|>",
-    "<|VIDEO|>",
-    "<|IMAGE|>",
-    "<|audio_bos|>",
-    "<|audio_eos|>",
-    "<|vision_bos|>",
-    "<|vision_eos|>",
-    "<|vision_pad|>",
-)
+from avatar_core.models.inputs import PER_TOKEN, select_rows
 
 
 @dataclass
@@ -106,6 +100,7 @@ def generate_rollouts(
     top_k: int = 0,
     greedy: bool = False,
     seed: int | None = None,
+    synced: bool = False,
 ) -> Rollouts:
     """Sample `group_size` completions per prompt of `inputs` (rows grouped by prompt, in order).
 
@@ -129,29 +124,50 @@ def generate_rollouts(
     if eos_id is None or eos_id == tokenizer.unk_token_id:
         eos_id = tokenizer.eos_token_id
     vocab = tokenizer.get_vocab()
-    banned = [vocab[t] for t in MEDIA_TOKENS if t in vocab]
+    banned = [vocab[t] for t in bundle.media_tokens.all() if t in vocab]
     warper = _RecordingWarper(temperature, top_k, top_p, banned)
+    # transformers 5 fills every unset field from the checkpoint's generation_config.json (the
+    # released Qwen files set top_k 20, top_p 0.8, repetition_penalty 1.05), then from global
+    # defaults (top_k 50): set every field that shapes the distribution to its neutral value, and
+    # hide the checkpoint's config for the call.
     config = GenerationConfig(
         do_sample=not greedy,
         max_new_tokens=max_new_tokens,
         temperature=1.0,
-        top_k=None,
-        top_p=None,
+        top_k=0,
+        top_p=1.0,
+        typical_p=1.0,
+        repetition_penalty=1.0,
+        encoder_repetition_penalty=1.0,
+        no_repeat_ngram_size=0,
+        epsilon_cutoff=0.0,
+        eta_cutoff=0.0,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=eos_id,
         return_dict_in_generate=True,
     )
+    inner = bundle.unwrapped()
+    checkpoint_config = inner.generation_config
+    inner.generation_config = GenerationConfig(pad_token_id=tokenizer.pad_token_id, eos_token_id=eos_id)
     was_training = bundle.model.training
     bundle.model.eval()
-    # A seed samples from its own stream and leaves the global one untouched; without one, sampling
-    # draws from (and advances) the global stream, so consecutive calls draw fresh numbers.
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], enabled=seed is not None):
-        if seed is not None:
-            torch.manual_seed(seed)
-        out = bundle.model.generate(
-            **batch, generation_config=config, logits_processor=LogitsProcessorList([warper])
-        )
-    bundle.model.train(was_training)
+    try:
+        # A seed samples from its own stream and leaves the global one untouched; without one,
+        # sampling draws from (and advances) the global stream, so consecutive calls draw fresh numbers.
+        with torch.random.fork_rng(
+            devices=[device] if device.type == "cuda" else [], enabled=seed is not None
+        ):
+            if seed is not None:
+                torch.manual_seed(seed)
+            out = bundle.model.generate(
+                **batch,
+                generation_config=config,
+                logits_processor=LogitsProcessorList([warper]),
+                synced_gpus=synced,
+            )
+    finally:
+        inner.generation_config = checkpoint_config
+        bundle.model.train(was_training)
     prompt_len = batch["input_ids"].shape[1]
     tokens = out.sequences[:, prompt_len:]  # [N, L]
     logp = warper.finish(tokens[:, -1])  # [N, L]
@@ -183,6 +199,9 @@ def _teacher_forced_batch(
     batch["input_ids"] = torch.cat([batch["input_ids"], completion_ids], dim=1)  # [N, P + L]
     attention = completion_mask.to(device=device, dtype=batch["attention_mask"].dtype)  # [N, L]
     batch["attention_mask"] = torch.cat([batch["attention_mask"], attention], dim=1)  # [N, P + L]
+    for key in PER_TOKEN:  # completion tokens are text
+        if key in batch:
+            batch[key] = torch.cat([batch[key], torch.zeros_like(completion_ids)], dim=1)  # [N, P + L]
     return batch, prompt_len
 
 
@@ -204,6 +223,11 @@ def completion_hidden_states(
             f"and prompt_index {list(prompt_index.shape)} do not agree"
         )
     batch, prompt_len = _teacher_forced_batch(bundle, inputs, completion_ids, completion_mask, prompt_index)
+    if not bundle.media_tokens.vision_start:
+        # Text models number positions 0.. from the first real token during generation (left
+        # padding); the multimodal kinds derive their 3-D positions from the attention mask.
+        positions = batch["attention_mask"].long().cumsum(-1) - 1  # [N, P + L]
+        batch["position_ids"] = positions.clamp(min=0)
     length = completion_ids.shape[1]
     hidden = bundle.hidden_states_model()(**batch, use_cache=False)[0]  # [N, P + L, H]
     return hidden[:, prompt_len - 1 : prompt_len - 1 + length]  # [N, L, H]

@@ -12,6 +12,10 @@ trim to the valid frames is exact because the model reads only the masked frames
 `select_rows(bundle, batch, index)` builds a batch whose row k is row index[k] of `batch`, with
 video patches, grids and audio features repeated consistently: generation expands each prompt to
 its group of G completions with it, and teacher forcing maps completions back to their prompts.
+
+Per kind (models/kinds.py): the Omni kinds get video with its audio track (audio in video);
+Qwen2.5-VL gets the frames only; a causal LM gets text only, its messages flattened to plain
+strings first (Qwen2.5-Instruct's chat template concatenates `message.content` as a string).
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ SILENCE_SAMPLES = 16000  # a clip without audio is encoded with 1 s of silence a
 _PER_VIDEO = ("video_grid_thw", "video_second_per_grid", "second_per_grid_ts")
 _PER_AUDIO = ("input_features", "feature_attention_mask")
 _FLAGS = ("use_audio_in_video",)
+# Per-token tensors beside input_ids (Qwen2.5-VL marks media tokens for its 3-D positions).
+PER_TOKEN = ("mm_token_type_ids",)
 
 
 class ClipLike(Protocol):
@@ -68,27 +74,51 @@ def _frame_rate(clip: ClipLike, n_frames: int) -> float:
     return n_frames / float(duration)
 
 
+def _has_video_item(messages: list[dict]) -> bool:
+    return any(
+        isinstance(m.get("content"), list) and any(c.get("type") == "video" for c in m["content"])
+        for m in messages
+    )
+
+
+def _as_text_messages(messages: list[dict], where: str) -> list[dict]:
+    """Messages whose content is a plain string (text parts joined); media items are refused."""
+    out = []
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, list):
+            media = [c.get("type") for c in content if c.get("type") != "text"]
+            if media:
+                raise ValueError(f"{where}: a text-only model cannot take {', '.join(media)} items")
+            content = "".join(c.get("text", "") for c in content)
+        out.append({**m, "content": content})
+    return out
+
+
 def _encode_one(bundle: Any, messages: list[dict], clip: ClipLike | None, where: str) -> BatchFeature:
     """One prompt -> a batch of one row (no padding)."""
-    text = bundle.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    has_video_slot = bundle.tokenizer.video_token in text
-    if clip is None:
-        if has_video_slot:
-            raise ValueError(f"{where}: the messages hold a video item but no clip was given")
-        if bundle.processor is None:
-            return BatchFeature(dict(bundle.tokenizer([text], return_tensors="pt")))
-        return bundle.processor(text=[text], return_tensors="pt")
-    if not has_video_slot:
+    has_video_item = _has_video_item(messages)
+    if clip is None and has_video_item:
+        raise ValueError(f"{where}: the messages hold a video item but no clip was given")
+    if clip is not None and not has_video_item:
         raise ValueError(f"{where}: a clip was given but the messages hold no video item")
     if bundle.processor is None:
-        raise ValueError(f"{where}: model kind {bundle.kind!r} has no processor and cannot take a clip")
+        if clip is not None:
+            raise ValueError(f"{where}: model kind {bundle.kind!r} is text only and cannot take a clip")
+        text = bundle.tokenizer.apply_chat_template(
+            _as_text_messages(messages, where), tokenize=False, add_generation_prompt=True
+        )
+        return BatchFeature(dict(bundle.tokenizer([text], return_tensors="pt", add_special_tokens=False)))
+    text = bundle.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    if clip is None:
+        return bundle.processor(text=[text], return_tensors="pt")
     frames = np.asarray(clip.frames)
     if frames.ndim != 4 or frames.shape[0] == 0:
         raise ValueError(
             f"{where}: clip frames must have shape [T, H, W, 3] with T > 0, got {list(frames.shape)}"
         )
     fps = _frame_rate(clip, frames.shape[0])
-    if bundle.kind != "qwen2_5_omni":
+    if not bundle.media_tokens.audio:  # a video-only kind: the frames alone
         return bundle.processor(text=[text], videos=[frames], videos_kwargs={"fps": fps}, return_tensors="pt")
     audio = _clip_audio(clip)
     row = bundle.processor(
@@ -142,7 +172,15 @@ def collate_rows(rows: list[BatchFeature], pad_token_id: int) -> BatchFeature:
         ids[i, length - n :] = r["input_ids"][0]
         mask[i, length - n :] = r["attention_mask"][0]
     out: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
-    keys = {k for r in rows for k in r.keys()} - {"input_ids", "attention_mask"}
+    for key in PER_TOKEN:
+        if any(key in r for r in rows):
+            per_token = torch.zeros((len(rows), length), dtype=torch.long)  # [B, P]
+            for i, r in enumerate(rows):
+                n = r["input_ids"].shape[1]
+                if key in r:
+                    per_token[i, length - n :] = r[key][0]
+            out[key] = per_token
+    keys = {k for r in rows for k in r.keys()} - {"input_ids", "attention_mask", *PER_TOKEN}
     for key in sorted(keys):
         present = [r[key] for r in rows if key in r]
         if key in _FLAGS:
@@ -161,10 +199,12 @@ def collate_rows(rows: list[BatchFeature], pad_token_id: int) -> BatchFeature:
 
 def _media_counts(bundle: Any, ids: torch.Tensor) -> tuple[int, int, int]:
     """(images, videos, audios) referenced by one row of ids, counted from the marker tokens."""
-    tok = bundle.tokenizer
-    vision_bos = tok.convert_tokens_to_ids("<|vision_bos|>")
-    audio_bos = tok.convert_tokens_to_ids("<|audio_bos|>")
-    image_id, video_id = tok.convert_tokens_to_ids("<|IMAGE|>"), tok.convert_tokens_to_ids("<|VIDEO|>")
+    tok, names = bundle.tokenizer, bundle.media_tokens
+    if not names.vision_start:
+        return 0, 0, 0
+    vision_bos = tok.convert_tokens_to_ids(names.vision_start)
+    audio_bos = tok.convert_tokens_to_ids(names.audio_start) if names.audio_start else None
+    image_id, video_id = tok.convert_tokens_to_ids(names.image), tok.convert_tokens_to_ids(names.video)
     seq = ids.tolist()
     images = videos = 0
     for j, token in enumerate(seq):
@@ -173,7 +213,7 @@ def _media_counts(bundle: Any, ids: torch.Tensor) -> tuple[int, int, int]:
         nxt = seq[j + 2] if j + 2 < len(seq) and seq[j + 1] == audio_bos else seq[min(j + 1, len(seq) - 1)]
         images += nxt == image_id
         videos += nxt == video_id
-    audios = seq.count(audio_bos) if bundle.kind == "qwen2_5_omni" else 0
+    audios = seq.count(audio_bos) if audio_bos is not None else 0
     return images, videos, audios
 
 
@@ -189,6 +229,9 @@ def split_rows(bundle: Any, batch: BatchFeature) -> list[BatchFeature]:
             "input_ids": batch["input_ids"][i : i + 1],
             "attention_mask": batch["attention_mask"][i : i + 1],
         }
+        for key in PER_TOKEN:
+            if key in batch:
+                row[key] = batch[key][i : i + 1]
         if n_img:
             n = sum(image_patches[img : img + n_img])
             row["pixel_values"] = batch["pixel_values"][img_patch : img_patch + n]

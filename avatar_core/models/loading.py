@@ -1,12 +1,19 @@
-"""Policy loading and saving: the tiny embedded thinker, Qwen2.5-Omni, Qwen2.5-VL, plain causal LMs.
+"""Policy loading and saving: the tiny embedded thinker and every kind of models/kinds.py.
 
 A `PolicyBundle` holds the model, its tokenizer, its processor (None for text-only models) and the
-model family. Qwen2.5-Omni full checkpoints (thinker + talker + token2wav) load the *thinker*
-only: RL trains the text-producing part, and the speech modules would triple the memory. Their
-keys are mapped from `thinker.*`; talker/token2wav tensors are left unread. Processors are always
-rebuilt around the numpy video processor (processor.py), so nothing here needs torchvision.
-Checkpoints whose code lives in the repository (Ola-7B, InternVL's original release) load only
-with `trust_remote_code=True`.
+model kind. Kinds and what loads them:
+- `qwen2_5_omni` / `qwen3_omni_moe`: full checkpoints (thinker + talker + vocoder) load the
+  *thinker* only: RL trains the text-producing part, and the speech modules would triple the
+  memory. Their weights are read from under `thinker.`; talker/token2wav/code2wav tensors are
+  left unread. A saved thinker alone (`model_type` ..._thinker) loads directly.
+- `qwen2_5_vl`: `Qwen2_5_VLForConditionalGeneration` (transformers maps the released
+  `model.*`/`visual.*` names and the flat legacy config).
+- `causal_lm`: anything `AutoModelForCausalLM` loads; text-only prompts.
+Tokenizers get their kind's media-token attributes when the released tokenizer_config.json
+lacks them, and the chat template from chat_template.json when only the processor carries it.
+Processors are always rebuilt around the numpy video processor (processor.py), so nothing here
+needs torchvision. Checkpoints whose code lives in the repository (Ola-7B, InternVL's original
+release) load only with `trust_remote_code=True`.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,29 +35,45 @@ from transformers import (
     Qwen2_5_VLForConditionalGeneration,
     Qwen2_5OmniThinkerConfig,
     Qwen2_5OmniThinkerForConditionalGeneration,
+    Qwen3OmniMoeThinkerConfig,
+    Qwen3OmniMoeThinkerForConditionalGeneration,
 )
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from avatar_core.config import LoraConfig, TinyModelConfig
+from avatar_core.models.kinds import KINDS as KIND_SPECS
+from avatar_core.models.kinds import MediaTokens, ensure_media_tokens, kind_of_model_type, kind_spec
 from avatar_core.models.processor import build_processor, load_processor
 from avatar_core.models.tiny import tiny_thinker_config
 from avatar_core.models.tokenizer import train_tokenizer
 
-KINDS = ("qwen2_5_omni", "qwen2_5_vl", "causal_lm")
+KINDS = tuple(KIND_SPECS)
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-_OMNI_TYPES = ("qwen2_5_omni", "qwen2_5_omni_thinker")
+_THINKERS = {
+    "qwen2_5_omni": (Qwen2_5OmniThinkerConfig, Qwen2_5OmniThinkerForConditionalGeneration),
+    "qwen3_omni_moe": (Qwen3OmniMoeThinkerConfig, Qwen3OmniMoeThinkerForConditionalGeneration),
+}
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class PolicyBundle:
-    """A policy and everything needed to feed it. `kind` is one of KINDS."""
+    """A policy and everything needed to feed it. `kind` is one of KINDS.
+
+    `lineage` says where the weights came from when LoRA stages are involved: the stage whose
+    full checkpoint they start from and the adapter folders merged on top (recipes/policy.py).
+    """
 
     model: PreTrainedModel
     tokenizer: Any
     processor: Any
     kind: str
+    lineage: dict[str, Any] = field(default_factory=lambda: {"base_stage": "base", "adapters": []})
+
+    @property
+    def media_tokens(self) -> MediaTokens:
+        return kind_spec(self.kind).tokens
 
     def unwrapped(self) -> PreTrainedModel:
         """The transformers model under any PEFT wrapper (LoRA layers stay injected)."""
@@ -103,6 +126,11 @@ def _read_config_json(name_or_path: str) -> dict[str, Any]:
     folder = Path(name_or_path)
     if folder.is_dir():
         path = folder / "config.json"
+        if not path.is_file() and (folder / "lora_chain.json").is_file():
+            raise FileNotFoundError(
+                f"{folder} holds LoRA adapters (lora_chain.json), not a model: load it as a stage "
+                "(avatar evaluate does), or use its merged/ export (model.lora.merged_export: true)"
+            )
         if not path.is_file():
             raise FileNotFoundError(f"{folder} has no config.json: not a transformers checkpoint folder")
     else:
@@ -129,38 +157,59 @@ def _detect_kind(name_or_path: str, raw: dict[str, Any], trust_remote_code: bool
             "(remote code) to load; if you trust it, opt in with trust_remote_code=True "
             "(params.yaml: model.trust_remote_code: true)"
         )
-    if model_type in _OMNI_TYPES:
-        return "qwen2_5_omni"
-    if model_type == "qwen2_5_vl":
-        return "qwen2_5_vl"
-    return "causal_lm"
+    return kind_of_model_type(model_type)
 
 
-def _load_omni_thinker(name_or_path: str, raw: dict[str, Any], dtype: torch.dtype) -> PreTrainedModel:
-    if raw.get("model_type") == "qwen2_5_omni_thinker":
-        return Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(name_or_path, dtype=dtype)
+def _load_thinker(name_or_path: str, raw: dict[str, Any], kind: str, dtype: torch.dtype) -> PreTrainedModel:
+    config_class, model_class = _THINKERS[kind]
+    if raw.get("model_type") == config_class.model_type:
+        return model_class.from_pretrained(name_or_path, dtype=dtype)
     if "thinker_config" not in raw:
-        raise ValueError(f"{name_or_path}: config.json of model_type qwen2_5_omni has no thinker_config")
-    thinker_config = Qwen2_5OmniThinkerConfig(**raw["thinker_config"])
-    # Full Omni checkpoints store the thinker under `thinker.`; talker/token2wav keys are unused.
-    return Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(
+        raise ValueError(
+            f"{name_or_path}: config.json of model_type {raw.get('model_type')!r} has no thinker_config"
+        )
+    thinker_config = config_class(**raw["thinker_config"])
+    # Full checkpoints store the thinker under `thinker.`; talker and vocoder keys are unused.
+    return model_class.from_pretrained(
         name_or_path, config=thinker_config, dtype=dtype, key_mapping={r"^thinker\.": ""}
     )
 
 
+def _chat_template_file(folder: Path) -> str | None:
+    """The chat template a multimodal repository ships for its processor only."""
+    jinja, as_json = folder / "chat_template.jinja", folder / "chat_template.json"
+    if jinja.is_file():
+        return jinja.read_text()
+    if as_json.is_file():
+        try:
+            return json.loads(as_json.read_text())["chat_template"]
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise ValueError(f"{as_json} holds no chat_template string ({err})") from None
+    return None
+
+
+def load_tokenizer(name_or_path: str, kind: str, trust_remote_code: bool = False) -> Any:
+    """The checkpoint's tokenizer, left-padded, with a pad token, its chat template and media tokens."""
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    if not tokenizer.chat_template and Path(name_or_path).is_dir():
+        tokenizer.chat_template = _chat_template_file(Path(name_or_path))
+    if not tokenizer.chat_template:
+        raise ValueError(
+            f"{name_or_path}: the tokenizer has no chat template (tokenizer_config.json, "
+            "chat_template.jinja or chat_template.json); prompts are built with it"
+        )
+    ensure_media_tokens(tokenizer, kind)
+    return tokenizer
+
+
 def apply_lora(model: PreTrainedModel, lora: LoraConfig) -> nn.Module:
     """Wrap `model` with PEFT LoRA adapters; only the adapter weights stay trainable."""
-    from peft import LoraConfig as PeftLoraConfig
-    from peft import get_peft_model
+    from avatar_core.models.lora import add_adapter
 
-    peft_config = PeftLoraConfig(
-        r=lora.r,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        target_modules=lora.target_modules,
-        task_type="CAUSAL_LM",
-    )
-    return get_peft_model(model, peft_config)
+    return add_adapter(model, lora)
 
 
 def load_policy(
@@ -171,36 +220,40 @@ def load_policy(
     trust_remote_code: bool = False,
     lora: LoraConfig | None = None,
     max_pixels: int | None = None,
+    preprocessor: str = "params",
 ) -> PolicyBundle:
-    """Load a policy from a local folder or hub name; see the module docstring for the families."""
+    """Load a policy from a local folder or hub name; see the module docstring for the kinds.
+
+    `max_pixels` and `preprocessor` decide the processor's pixel budget (processor.py).
+    """
     if kind != "auto" and kind not in KINDS:
         raise ValueError(f"unknown model kind {kind!r}; valid kinds: auto, {', '.join(KINDS)}")
     if dtype not in _DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; valid dtypes: {', '.join(_DTYPES)}")
     raw = _read_config_json(name_or_path)
     detected = _detect_kind(name_or_path, raw, trust_remote_code)
+    if kind != "auto" and kind != detected:
+        raise ValueError(
+            f"{name_or_path}: model.kind {kind!r} does not fit this checkpoint "
+            f"(model_type {raw.get('model_type')!r} is kind {detected!r})"
+        )
     kind = detected if kind == "auto" else kind
     torch_dtype = _DTYPES[dtype]
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "left"
-    if kind == "qwen2_5_omni":
-        if raw.get("model_type") not in _OMNI_TYPES:
-            raise ValueError(
-                f"{name_or_path}: kind qwen2_5_omni needs a Qwen2.5-Omni checkpoint, got {raw.get('model_type')!r}"
-            )
-        model = _load_omni_thinker(name_or_path, raw, torch_dtype)
-        processor = load_processor(name_or_path, tokenizer, max_pixels)
+    tokenizer = load_tokenizer(name_or_path, kind, trust_remote_code)
+    if kind in _THINKERS:
+        model = _load_thinker(name_or_path, raw, kind, torch_dtype)
     elif kind == "qwen2_5_vl":
         model = Qwen2_5_VLForConditionalGeneration.from_pretrained(name_or_path, dtype=torch_dtype)
-        processor = load_processor(name_or_path, tokenizer, max_pixels, kind="qwen2_5_vl")
     else:
         config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(
             name_or_path, config=config, dtype=torch_dtype, trust_remote_code=trust_remote_code
         )
-        processor = None
+    processor = (
+        load_processor(name_or_path, tokenizer, max_pixels, kind=kind, source=preprocessor)
+        if kind_spec(kind).takes_video
+        else None
+    )
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.eval()
@@ -208,11 +261,12 @@ def load_policy(
     return PolicyBundle(model=wrapped, tokenizer=tokenizer, processor=processor, kind=kind)
 
 
-def save_policy(bundle: PolicyBundle, out_dir: str | Path) -> None:
+def save_policy(bundle: PolicyBundle, out_dir: str | Path, state_dict: dict | None = None) -> None:
     """save_pretrained (safetensors) of model, tokenizer and processor into `out_dir`.
 
     A LoRA-wrapped model is merged into its base weights first, on a copy, so the folder loads
-    as an ordinary checkpoint; the live bundle keeps its adapters.
+    as an ordinary checkpoint; the live bundle keeps its adapters. `state_dict` replaces the
+    model's own (the gathered full weights of a sharded model).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -221,7 +275,7 @@ def save_policy(bundle: PolicyBundle, out_dir: str | Path) -> None:
         import copy
 
         model = copy.deepcopy(model).merge_and_unload()
-    model.save_pretrained(out, safe_serialization=True)
+    model.save_pretrained(out, safe_serialization=True, state_dict=state_dict)
     bundle.tokenizer.save_pretrained(out)
     if bundle.processor is not None:
         bundle.processor.save_pretrained(out)

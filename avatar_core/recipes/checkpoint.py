@@ -6,6 +6,12 @@ Nothing is pickled. A nested state (an optimiser's `state_dict()`, say) is split
 and renamed into place, so a process killed mid-save, or a write that fails (a full disk), leaves
 the previous checkpoint intact. The named fault points (avatar_core.faults) mark where the fault
 suite kills a save: between its files and between the renames that publish it.
+
+A run checkpoint of several processes keeps one trainer state (RNG streams, replay buffer,
+difficulty tracker, optimiser) per process: process r writes `state/rank<r>/` (process 0 writes
+`state/` itself, the layout of a single-process run). Weights are written once by process 0 in
+replicated mode and as each process's own shards under FSDP2. With LoRA only the adapter
+weights are stored. Resuming needs the number of processes the run was written with.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from avatar_core.faults import fault_point
+from avatar_core.recipes.distributed import Distributed, local, optimizer_state_from_local
 
 TENSOR_TAG = "__tensor__"
 
@@ -35,7 +42,7 @@ def flatten_state(obj: Any, prefix: str = "") -> tuple[dict[str, torch.Tensor], 
 
     def walk(node: Any, path: str) -> Any:
         if isinstance(node, torch.Tensor):
-            tensors[path] = node.detach().cpu().contiguous()
+            tensors[path] = local(node).detach().cpu().contiguous()  # a shard's own part
             return {TENSOR_TAG: path}
         if isinstance(node, dict):
             # JSON keys are strings: remember int keys (optimiser param indices) to restore them.
@@ -169,40 +176,97 @@ def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()[:16]
 
 
-def directory_digest(directory: str | Path) -> str:
-    """Digest of the weight files in a checkpoint folder: identifies the checkpoint a stage starts from."""
+def directory_digest(
+    directory: str | Path, suffixes: tuple[str, ...] | None = (".safetensors", ".json")
+) -> str:
+    """Digest of the files (of `suffixes`; all when None) in a checkpoint folder: identifies the
+    checkpoint a stage starts from."""
     directory = Path(directory)
-    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".json"))
+    files = sorted(
+        p for p in directory.rglob("*") if p.is_file() and (suffixes is None or p.suffix in suffixes)
+    )
     return fingerprint([(str(p.relative_to(directory)), file_digest(p)) for p in files])
 
 
+def rank_state_dir(state_dir: str | Path, rank: int) -> Path:
+    """Where process `rank` keeps its part of a run checkpoint."""
+    return Path(state_dir) if rank == 0 else Path(state_dir) / f"rank{rank}"
+
+
+def _trainable_only(model: torch.nn.Module) -> bool:
+    from avatar_core.models.lora import has_adapter
+
+    return has_adapter(model)
+
+
 def save_run(
-    run_dir: str | Path, model: torch.nn.Module, trainer: dict[str, Any], buffer: Any = None
+    run_dir: str | Path,
+    model: torch.nn.Module,
+    trainer: dict[str, Any],
+    buffer: Any = None,
+    dist: Distributed | None = None,
 ) -> None:
-    """One resumable checkpoint of a training run: weights, trainer state, and the replay buffer."""
-    tmp = atomic_dir(Path(run_dir) / "state")
-    weights = {k: v.clone() for k, v in model.state_dict().items()}  # clone: shared storage cannot be saved
-    save_state(tmp, "model", {"weights": weights})
+    """One resumable checkpoint of a training run: weights, trainer state, and the replay buffer.
+
+    Every process must call it (it synchronises them); see the module docstring for the layout.
+    """
+    dist = dist or Distributed()
+    final = Path(run_dir) / "state"
+    tmp = final.with_name("state.tmp")
+    if dist.rank == 0:
+        tmp = atomic_dir(final)
+    dist.barrier()
+    own = rank_state_dir(tmp, dist.rank)
+    only_adapters = _trainable_only(model)
+    if dist.rank == 0 or dist.sharded:
+        weights = dist.model_state(model, only_adapters)  # cloned: shared storage cannot be saved
+        save_state(own, "model", {"weights": weights})
     fault_point("checkpoint.model_saved")
-    save_state(tmp, "trainer", {**trainer, "rng": rng_state()})
+    save_state(own, "trainer", {**trainer, "rng": rng_state(), "world_size": dist.world})
     fault_point("checkpoint.trainer_saved")
     if buffer is not None:
-        buffer.save(tmp / "buffer")
+        buffer.save(own / "buffer")
     fault_point("checkpoint.files_saved")
-    commit_dir(tmp, Path(run_dir) / "state")
+    dist.barrier()
+    if dist.rank == 0:
+        commit_dir(tmp, final)
+    dist.barrier()
 
 
-def load_run(run_dir: str | Path, fp: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
-    """(weights, trainer state) of the run's last checkpoint if it was made with fingerprint `fp`."""
+def load_run(
+    run_dir: str | Path, fp: str, dist: Distributed | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    """(weights, trainer state) of this process from the run's last checkpoint, if it was made
+    with fingerprint `fp`; the trainer state's `state_dir` is where this process's buffer lies."""
+    dist = dist or Distributed()
     state_dir = Path(run_dir) / "state"
-    recover_dir(state_dir)
+    if dist.rank == 0:
+        recover_dir(state_dir)
+    dist.barrier()
+    own = rank_state_dir(state_dir, dist.rank)
     if not (state_dir / "trainer.json").is_file():
         return None
-    trainer = load_state(state_dir, "trainer")
-    if trainer.get("fingerprint") != fp:
+    head = load_state(state_dir, "trainer")
+    if head.get("fingerprint") != fp:
         return None
+    written_by = int(head.get("world_size", 1))
+    if written_by != dist.world:
+        raise ValueError(
+            f"{state_dir} was written by {written_by} process(es) but {dist.world} are running: resume "
+            f"with distributed.num_processes: {written_by}, or delete {state_dir} to start the stage over"
+        )
+    trainer = head if dist.rank == 0 else load_state(own, "trainer")
     set_rng_state(trainer["rng"])
-    return load_state(state_dir, "model")["weights"], trainer
+    weights_dir = own if dist.sharded else state_dir
+    trainer["state_dir"] = str(own)
+    return load_state(weights_dir, "model")["weights"], trainer
+
+
+def restore_weights(
+    model: torch.nn.Module, weights: dict[str, torch.Tensor], dist: Distributed | None = None
+) -> None:
+    """Put the weights of `load_run` back into the live model (adapters only under LoRA)."""
+    (dist or Distributed()).load_model_state(model, weights, _trainable_only(model))
 
 
 def trainer_state(
@@ -220,6 +284,6 @@ def trainer_state(
 
 def restore_trainer(trainer: dict, optimizer: Any, scheduler: Any, sampler: np.random.Generator) -> None:
     """Put the state saved by `trainer_state` back into a freshly built optimiser, schedule and sampler."""
-    optimizer.load_state_dict(trainer["optimizer"])
+    optimizer.load_state_dict(optimizer_state_from_local(optimizer, trainer["optimizer"]))
     scheduler.load_state_dict(trainer["scheduler"])
     sampler.bit_generator.state = trainer["sampler_rng"]

@@ -7,7 +7,6 @@ from the media store ingest wrote, through a bounded cache (avatar_core/data/loa
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import math
@@ -140,29 +139,6 @@ def stage_model_dir(cfg: AvatarConfig, stage: str) -> Path:
 
 def previous_stage(stage: str) -> str:
     return STAGE_ORDER[STAGE_ORDER.index(stage) - 1]
-
-
-def load_stage_policy(cfg: AvatarConfig, stage: str):
-    """The policy a stage wrote (real checkpoints named in params.yaml load through the same call)."""
-    from avatar_core.models.loading import load_policy
-
-    directory = stage_model_dir(cfg, stage)
-    if stage == "base" and cfg.model.name_or_path != "tiny":
-        directory = Path(cfg.model.name_or_path)  # a hub name or local folder named in params.yaml
-    elif not directory.is_dir():
-        command = {"base": "avatar ingest", "sft": "avatar sft"}.get(stage, f"avatar rl --stage {stage}")
-        raise FileNotFoundError(
-            errno.ENOENT, f"no checkpoint for stage {stage!r} here; run `{command}` first", str(directory)
-        )
-    lora = cfg.model.lora if cfg.model.lora.enabled and stage == "base" else None
-    return load_policy(
-        str(directory),
-        kind=cfg.model.kind,
-        dtype=cfg.model.dtype,
-        lora=lora,
-        trust_remote_code=cfg.model.trust_remote_code,
-        max_pixels=cfg.data.media.max_pixels,
-    )
 
 
 def strict_json(obj: Any) -> Any:

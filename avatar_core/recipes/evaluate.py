@@ -36,14 +36,15 @@ from avatar_core.evaluation.official import official_metrics
 from avatar_core.evaluation.report import benchmark_markdown, flat_metrics, markdown_table, plot_accuracy
 from avatar_core.evaluation.scoring import greedy_answers, score_answers, summarise
 from avatar_core.evaluation.stats import chance_level
+from avatar_core.models.kinds import fit_samples
 from avatar_core.recipes.common import (
     load_samples,
-    load_stage_policy,
     media_root,
     open_clips,
     stage_model_dir,
     write_json,
 )
+from avatar_core.recipes.policy import load_stage_policy
 
 log = logging.getLogger(__name__)
 
@@ -201,8 +202,11 @@ def run_evaluate(cfg: AvatarConfig, progress: bool = True) -> dict:
             continue
         bundle = load_stage_policy(cfg, stage)
         stage_results = {}
-        for name, (samples, root) in sets.items():
-            entry: dict = {}
+        for name, (all_samples, root) in sets.items():
+            samples, unfit = fit_samples(
+                bundle.kind, all_samples, cfg.model.unsupported_media, f"evaluate {stage}/{name}"
+            )
+            entry: dict = {"rejected_samples": len(unfit)} if unfit else {}
             runs = ["media", *(e.controls if stage in control_stages else [])]
             with open_clips(cfg, root=root) as loader:  # one cache for the media run and its controls
                 for run in runs:

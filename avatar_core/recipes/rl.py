@@ -17,10 +17,14 @@ Where this departs from the paper or the authors' code:
   The released code keys prompts by rendered text; here they are keyed by id in both modes.
 - One optimiser update per generation batch (mu = 1), so fresh rows have ratio 1 at the update
   and only replayed rows are off-policy.
-- Multi-process runs (`accelerate launch`) average gradients explicitly with an all-reduce after
-  backward instead of wrapping the model in DDP, because rollouts and the loss call the unwrapped
-  model; each process samples its own prompts and keeps its own buffer, and the tier thresholds
-  use Rbar statistics gathered from all processes.
+- Multi-process runs (`accelerate launch`, `distributed.num_processes`) either replicate the
+  model and average gradients explicitly with an all-reduce after backward (rollouts and the loss
+  call the unwrapped model, so it is not wrapped in DDP), or shard it with FSDP2
+  (`distributed.sharding: fsdp2`, recipes/distributed.py). Each process samples its own prompts
+  and keeps its own buffer, tracker and random streams (checkpointed per process), and the tier
+  thresholds use Rbar statistics gathered from all processes.
+- With LoRA (`model.lora.enabled`) only a fresh adapter trains and the KL reference is the same
+  model with the adapter off (recipes/policy.py).
 """
 
 from __future__ import annotations
@@ -51,16 +55,20 @@ from avatar_core.recipes.common import (
     decodable,
     load_hints,
     load_samples,
-    load_stage_policy,
     media_root,
     open_clips,
     previous_stage,
     seed_everything,
-    stage_model_dir,
     write_json,
 )
 from avatar_core.recipes.guards import NonFiniteGuard, advance_schedule, checkpoint_note
 from avatar_core.recipes.metrics import StepLog, publish
+from avatar_core.recipes.policy import (
+    load_trainable_policy,
+    reference_policy,
+    save_stage_policy,
+    stage_identity,
+)
 from avatar_core.recipes.rl_batch import (
     Row,
     collate,
@@ -131,8 +139,7 @@ def run_rl(
     scfg = cfg.rl.stage(stage)
     out_dir, run_dir = Path(cfg.paths.rl_dir) / stage, Path(cfg.paths.runs_dir) / stage
     init_stage = init_stage or previous_stage(stage)
-    init_dir = stage_model_dir(cfg, init_stage)
-    fp = ckpt.fingerprint(stage, cfg.seed, scfg.model_dump(mode="json"), ckpt.directory_digest(init_dir))
+    fp = ckpt.fingerprint(stage, cfg.seed, scfg.model_dump(mode="json"), stage_identity(cfg, init_stage))
     done = out_dir / "done.json"
     if done.is_file() and _read_json(done).get("fingerprint") == fp:
         log.info("stage %s is up to date (%s); nothing to do", stage, done)
@@ -141,24 +148,26 @@ def run_rl(
     # Model code is imported here, not at module top, so `avatar --help` and config checks stay fast.
     from avatar_core.models.generation import completion_logprobs, generate_rollouts
     from avatar_core.models.inputs import encode_prompts
+    from avatar_core.models.kinds import fit_samples
 
     # the stage's tasks are checked against the data set before any model is loaded
     train = load_samples(cfg, "train", scfg.tasks, key=f"rl.{stage}.tasks")
-    dist = Distributed.setup()
+    dist = Distributed.setup(cfg.distributed)
     seed_everything(cfg.seed + 1000 * dist.rank)
-    bundle = load_stage_policy(cfg, init_stage)
+    bundle = load_trainable_policy(cfg, init_stage, dist)
     model = bundle.model
     model.train()
     needs_ref = scfg.objective.beta > 0 or (scfg.hints.enabled and scfg.hints.use_kl_trigger)
-    ref = load_stage_policy(cfg, init_stage) if needs_ref else None
-    if ref is not None:
-        ref.model.eval().requires_grad_(False)
+    ref = reference_policy(cfg, bundle, init_stage, dist) if needs_ref else None
 
     clips = open_clips(cfg)
-    samples, rejected = decodable(prompt_pool(train, scfg.max_prompts), clips)
+    fitted, unfit = fit_samples(bundle.kind, train, cfg.model.unsupported_media, f"rl {stage}")
+    samples, rejected = decodable(prompt_pool(fitted, scfg.max_prompts), clips)
+    rejected = unfit + rejected
     if not samples:
         raise ValueError(
             f"{cfg.paths.data_dir}: no training sample of rl.{stage}.tasks has media in the store"
+            " that the model can take"
         )
     by_id = {s.id: s for s in samples}
     hints = load_hints(cfg, samples)
@@ -184,13 +193,13 @@ def run_rl(
     guard = NonFiniteGuard(f"rl.{stage}.optim.max_nonfinite_steps", scfg.optim.max_nonfinite_steps)
     steplog = StepLog(run_dir / "log.jsonl")
 
-    resumed = ckpt.load_run(run_dir, fp)
+    resumed = ckpt.load_run(run_dir, fp, dist)
     if resumed is not None:
         saved_weights, trainer = resumed
-        model.load_state_dict(saved_weights)
+        ckpt.restore_weights(model, saved_weights, dist)
         ckpt.restore_trainer(trainer, optimizer, scheduler, rng)
         tracker.load_state_dict(trainer["tracker"])
-        buffer = HierarchicalReplayBuffer.load(run_dir / "state" / "buffer")
+        buffer = HierarchicalReplayBuffer.load(Path(trainer["state_dir"]) / "buffer")
         state = trainer["counters"]
         state.setdefault("prompt_history", {})  # checkpoints written before it was kept
         guard.load_state_dict(trainer.get("nonfinite"))
@@ -228,7 +237,7 @@ def run_rl(
         g = scfg.generation
         inputs = encode_prompts(bundle, messages, clips.get_many(batch))
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), dist.gathered(bundle):
             rollouts = generate_rollouts(
                 bundle,
                 inputs,
@@ -237,6 +246,7 @@ def run_rl(
                 temperature=g.temperature,
                 top_p=g.top_p,
                 top_k=g.top_k,
+                synced=dist.sharded,
             )
         model.train()
         n_rows = rollouts.completion_ids.shape[0]
@@ -265,7 +275,7 @@ def run_rl(
                     rollouts.completion_mask,
                     rollouts.prompt_index,
                     temperature=g.temperature,
-                )  # [N, L]
+                ).cpu()  # [N, L]
             kl_tok = k3_kl(rollouts.behaviour_logp, ref_lp) * rollouts.completion_mask  # [N, L]
             for p in range(len(batch)):
                 rows_p = rollouts.prompt_index == p  # [N]
@@ -345,8 +355,8 @@ def run_rl(
         loss, obj_stats = objective_step(bundle, ref, tb, params, scfg, dist)
         loss = poisoned("rl.loss", loss)
         t_loss = time.perf_counter()
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), scfg.optim.max_grad_norm))
-        # every process must take the same decision: gradients are shared, losses are per process
+        grad_norm = dist.clip_grad_norm_(model, scfg.optim.max_grad_norm)
+        # every process takes the same decision: the gradient norm is global, the losses gathered
         applied = guard.admit(state["step"] + 1, float(sum(dist.gather_floats([loss]))), grad_norm)
         if applied:
             optimizer.step()
@@ -406,7 +416,7 @@ def run_rl(
             steplog.append(record)
         bar.set_postfix(reward=f"{record['reward_mean']:.2f}", acc=f"{record['accuracy'] or 0:.2f}")
         bar.update(1)
-        guard.check(state["step"], checkpoint_note(run_dir, saved_step, str(init_dir)))
+        guard.check(state["step"], checkpoint_note(run_dir, saved_step, f"the {init_stage} checkpoint"))
         if hook is not None:
             hook.after_step(state["step"], state["completions"], bundle)
         fault_point("rl.step_done")
@@ -414,28 +424,25 @@ def run_rl(
         # 10. checkpoint (model, optimiser, scheduler, RNG, buffer, tracker, counters), atomically
         # no periodic checkpoint inside a streak of skipped steps: the last one stays the last good one
         if (state["step"] % scfg.save_every == 0 and guard.streak == 0) or state["step"] == scfg.steps:
-            if dist.rank == 0:
-                trainer = ckpt.trainer_state(
-                    fp,
-                    optimizer,
-                    scheduler,
-                    rng,
-                    tracker=tracker.state_dict(),
-                    counters=dict(state),
-                    nonfinite=guard.state_dict(),
-                )
-                ckpt.save_run(run_dir, model, trainer, buffer)
+            trainer = ckpt.trainer_state(
+                fp,
+                optimizer,
+                scheduler,
+                rng,
+                tracker=tracker.state_dict(),
+                counters=dict(state),
+                nonfinite=guard.state_dict(),
+            )
+            ckpt.save_run(run_dir, model, trainer, buffer, dist)  # every process: it synchronises them
             saved_step = state["step"]
-            dist.barrier()
     bar.close()
     clips.close()  # its loader threads end with the stage (the ablation runs many in one process)
 
     result: dict = {}
+    full_state = dist.full_state(model, trainable_only=cfg.model.lora.enabled)  # gathered shards (FSDP2)
     if dist.rank == 0:
-        from avatar_core.models.loading import save_policy
-
         tmp = ckpt.atomic_dir(out_dir)
-        save_policy(bundle, tmp / "model")
+        save_stage_policy(cfg, bundle, tmp / "model", stage, full_state)
         fault_point("output.model_saved")
         hint_summary = hint_outcomes(state["prompt_history"])
         result = {

@@ -41,6 +41,14 @@ class TrainBatch:
     group_ids: torch.Tensor  # [N] long
     prompt_index: torch.Tensor  # [N] long
 
+    def to(self, device: torch.device) -> TrainBatch:
+        """The batch with every tensor on `device` (the model's); a no-op on CPU."""
+        if device.type == "cpu":
+            return self
+        moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in vars(self).items()}
+        moved["inputs"] = self.inputs.to(device)
+        return TrainBatch(**moved)
+
 
 def rows_from_rollouts(
     samples: list[Sample], hinted: list[bool], rollouts, rewards: list[float], advantages: torch.Tensor

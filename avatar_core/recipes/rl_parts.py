@@ -1,4 +1,4 @@
-"""Pieces of the RL loop that are not the loop: process group, optimiser, rewards, the loss call.
+"""Pieces of the RL loop that are not the loop: optimiser, rewards, the loss call.
 
 Kept apart so that recipes/rl.py reads as the algorithm. Nothing here decides anything about the
 method; it wires configured objects to the pure functions in algos/, kernels/ and rewards/.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -17,59 +16,10 @@ from avatar_core.algos.objectives import compute_objective
 from avatar_core.algos.params import ObjectiveParams
 from avatar_core.config import OptimConfig, RLStageConfig
 from avatar_core.data.schema import Sample
+from avatar_core.recipes.distributed import Distributed
 from avatar_core.rewards import build_reward_fns
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Distributed:
-    """The process group as the loop sees it; a single process when not launched by accelerate."""
-
-    rank: int = 0
-    world: int = 1
-
-    @classmethod
-    def setup(cls) -> Distributed:
-        from accelerate import PartialState
-
-        state = PartialState(cpu=not torch.cuda.is_available())
-        return cls(rank=state.process_index, world=state.num_processes)
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            torch.distributed.barrier()
-
-    def gather_floats(self, values: list[float]) -> list[float]:
-        if self.world == 1:
-            return values
-        gathered: list[list[float]] = [[] for _ in range(self.world)]
-        torch.distributed.all_gather_object(gathered, values)
-        return [v for part in gathered for v in part]
-
-    def parameter_divergence(self, model: torch.nn.Module) -> float:
-        """Largest difference between processes of a float64 checksum of the parameters (0: in sync)."""
-        if self.world == 1:
-            return 0.0
-        with torch.no_grad():
-            checksum = sum(
-                p.detach().double().sum() + p.detach().double().square().sum() for p in model.parameters()
-            )
-        values = self.gather_floats([float(checksum)])
-        return max(values) - min(values)
-
-    def average_gradients(self, model: torch.nn.Module) -> None:
-        """All-reduce every gradient as one flat buffer and divide by the world size."""
-        if self.world == 1:
-            return
-        grads = [p.grad for p in model.parameters() if p.grad is not None]
-        flat = torch.cat([g.reshape(-1) for g in grads])  # [P]
-        torch.distributed.all_reduce(flat)
-        flat /= self.world
-        offset = 0
-        for g in grads:
-            g.copy_(flat[offset : offset + g.numel()].view_as(g))
-            offset += g.numel()
 
 
 TOWER_PREFIXES = ("visual.", "audio_tower.")  # the encoders, under any wrapper's prefix
@@ -96,7 +46,12 @@ def build_optimizer(model: torch.nn.Module, optim: OptimConfig, total_steps: int
     groups = [{"params": rest, "lr": optim.lr}]
     if towers:
         groups.append({"params": towers, "lr": optim.lr * optim.tower_lr_scale})
-    optimizer = torch.optim.AdamW(groups, lr=optim.lr, weight_decay=optim.weight_decay)
+    # FSDP2 mixes sharded (DTensor) and replicated parameters; the fused multi-tensor path
+    # cannot take both in one list, the per-parameter path can.
+    mixed = any(type(p).__name__ == "DTensor" for g in groups for p in g["params"])
+    optimizer = torch.optim.AdamW(
+        groups, lr=optim.lr, weight_decay=optim.weight_decay, foreach=False if mixed else None
+    )
 
     def factor(step: int) -> float:
         if step < optim.warmup_steps:
@@ -155,6 +110,7 @@ def objective_step(bundle, ref, tb, params: ObjectiveParams, scfg: RLStageConfig
 
     temperature = scfg.generation.temperature
     name = scfg.objective.name
+    tb = tb.to(dist.device)
     ref_logp = None
     if params.beta > 0:
         with torch.no_grad():

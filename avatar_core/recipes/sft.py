@@ -6,9 +6,15 @@ and the end-of-turn token), teacher-forced after the multimodal prompt. A share 
 during RL is not a prompt the model has never seen the like of (the paper's 7B models read any
 instruction; a model trained from scratch reads only what it was trained on). Explicit loop: batches of
 `batch_size`, `grad_accum` micro-batches per optimiser step, warm-up + schedule, periodic
-validation loss, resumable checkpoints every `save_every` steps, the final model as safetensors.
+validation loss, resumable checkpoints every `save_every` steps, the final model as safetensors
+(or its LoRA adapter, recipes/policy.py).
 A step with a non-finite loss or gradient is skipped (recipes/guards.py). The metrics are
 published before the output folder is renamed into place, so a finished stage always has them.
+
+With several processes the sample order is global: each optimiser step takes
+`batch_size x grad_accum x processes` samples and process r trains on its r-th slice of every
+micro-batch group, so N processes compute the same update as one process with N times the
+gradient accumulation (tests/recipes/test_sharded.py checks it to 1e-5 under FSDP2).
 """
 
 from __future__ import annotations
@@ -32,16 +38,16 @@ from avatar_core.recipes.common import (
     decodable,
     load_hints,
     load_samples,
-    load_stage_policy,
     open_clips,
     seed_everything,
-    stage_model_dir,
     write_atomic,
     write_json,
 )
+from avatar_core.recipes.distributed import Distributed
 from avatar_core.recipes.guards import NonFiniteGuard, advance_schedule, checkpoint_note
 from avatar_core.recipes.metrics import StepLog
-from avatar_core.recipes.rl_parts import Distributed, build_optimizer
+from avatar_core.recipes.policy import base_location, load_trainable_policy, save_stage_policy, stage_identity
+from avatar_core.recipes.rl_parts import build_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -77,47 +83,53 @@ def sft_loss(
     for i, t in enumerate(targets):
         ids[i, : t.numel()], mask[i, : t.numel()] = t, 1.0
     logp = completion_logprobs(bundle, inputs, ids, mask, torch.arange(len(samples)))  # [B, L]
+    mask = mask.to(logp.device)  # [B, L]
     return -(logp * mask).sum() / mask.sum()
 
 
 def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
     scfg = cfg.sft
     out_dir, run_dir = Path(cfg.paths.sft_dir), Path(cfg.paths.runs_dir) / "sft"
-    init_dir = stage_model_dir(cfg, "base")
-    fp = ckpt.fingerprint("sft", cfg.seed, scfg.model_dump(mode="json"), ckpt.directory_digest(init_dir))
+    fp = ckpt.fingerprint("sft", cfg.seed, scfg.model_dump(mode="json"), stage_identity(cfg, "base"))
     if (out_dir / "done.json").is_file() and json.loads((out_dir / "done.json").read_text()).get(
         "fingerprint"
     ) == fp:
         log.info("sft is up to date; nothing to do")
         return json.loads((out_dir / "done.json").read_text())
 
+    from avatar_core.models.kinds import fit_samples
+
     samples = load_samples(cfg, "train", scfg.tasks, key="sft.tasks")  # bad tasks fail before any loading
-    dist = Distributed.setup()
+    dist = Distributed.setup(cfg.distributed)
     seed_everything(cfg.seed + dist.rank)
-    bundle = load_stage_policy(cfg, "base")
+    bundle = load_trainable_policy(cfg, "base", dist)
     model = bundle.model
     clips = open_clips(cfg)
-    train, rejected = decodable(samples, clips)
+    policy = cfg.model.unsupported_media
+    fitted, unfit = fit_samples(bundle.kind, samples, policy, "sft train")
+    train, rejected = decodable(fitted, clips)
+    rejected = unfit + rejected
     train = [s for s in train if s.reasoning]
     if not train:
         raise ValueError(
             f"{cfg.paths.data_dir}: no training sample with a reasoning trace (field reasoning) "
             f"decodes{' for sft.tasks' if scfg.tasks else ''}; SFT has nothing to learn from"
         )
-    val = decodable(validation_samples(cfg, scfg.tasks), clips)[0]
-    train = train[dist.rank :: dist.world]  # each process trains on its own shard
+    val_fitted = fit_samples(bundle.kind, validation_samples(cfg, scfg.tasks), policy, "sft val")[0]
+    val = decodable(val_fitted, clips)[0]
     hint_of = load_hints(cfg, train) if scfg.hint_fraction > 0 else {}
-    per_epoch = math.ceil(len(train) / (scfg.batch_size * scfg.grad_accum))
+    group = scfg.batch_size * dist.world  # one micro-batch of every process
+    per_epoch = math.ceil(len(train) / (group * scfg.grad_accum))
     total = scfg.max_steps or per_epoch * scfg.epochs
     optimizer, scheduler = build_optimizer(model, scfg.optim, total)
     rng = np.random.default_rng(cfg.seed)
     order: list[int] = []
     step = 0
     guard = NonFiniteGuard("sft.optim.max_nonfinite_steps", scfg.optim.max_nonfinite_steps)
-    resumed = ckpt.load_run(run_dir, fp)
+    resumed = ckpt.load_run(run_dir, fp, dist)
     if resumed is not None:
         saved_weights, trainer = resumed
-        model.load_state_dict(saved_weights)
+        ckpt.restore_weights(model, saved_weights, dist)
         ckpt.restore_trainer(trainer, optimizer, scheduler, rng)
         order, step = list(trainer["order"]), int(trainer["step"])
         guard.load_state_dict(trainer.get("nonfinite"))
@@ -131,10 +143,10 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
     while step < total:
         losses = []
         for _ in range(scfg.grad_accum):
-            if len(order) < scfg.batch_size:
+            if len(order) < group:
                 order += rng.permutation(len(train)).tolist()
-            idx, order = order[: scfg.batch_size], order[scfg.batch_size :]
-            micro = [train[i] for i in idx]
+            idx, order = order[:group], order[group:]
+            micro = [train[i] for i in idx[dist.rank * scfg.batch_size : (dist.rank + 1) * scfg.batch_size]]
             hinted = [
                 hint_of.get(s.id) if hinted_in_sft(cfg.seed, step, s.id, scfg.hint_fraction) else None
                 for s in micro
@@ -145,10 +157,11 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
             loss.backward()
             losses.append(float(loss.detach()) * scfg.grad_accum)
         dist.average_gradients(model)
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), scfg.optim.max_grad_norm))
+        grad_norm = dist.clip_grad_norm_(model, scfg.optim.max_grad_norm)
+        losses = dist.gather_floats(losses)  # every process's micro-batches
         loss_value = float(np.mean(losses))
-        # every process must take the same decision: gradients are shared, losses are per process
-        applied = guard.admit(step + 1, float(sum(dist.gather_floats([loss_value]))), grad_norm)
+        # every process takes the same decision: the gradient norm is global, the losses gathered
+        applied = guard.admit(step + 1, loss_value, grad_norm)
         if applied:
             optimizer.step()
         advance_schedule(scheduler)
@@ -163,21 +176,21 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
             steplog.append(record)
         bar.set_postfix(loss=f"{record['loss']:.3f}")
         bar.update(1)
-        guard.check(step, checkpoint_note(run_dir, saved_step, str(init_dir)))
+        guard.check(step, checkpoint_note(run_dir, saved_step, base_location(cfg)))
         fault_point("sft.step_done")
         # no periodic checkpoint inside a streak of skipped steps: the last one stays the last good one
-        if step % scfg.save_every == 0 and step < total and dist.rank == 0 and guard.streak == 0:
+        if step % scfg.save_every == 0 and step < total and guard.streak == 0:
             trainer = ckpt.trainer_state(
                 fp, optimizer, scheduler, rng, order=order, step=step, nonfinite=guard.state_dict()
             )
-            ckpt.save_run(run_dir, model, trainer)
+            ckpt.save_run(run_dir, model, trainer, dist=dist)
             saved_step = step
     bar.close()
     clips.close()
+    full_state = dist.full_state(model, trainable_only=cfg.model.lora.enabled)  # gathered shards (FSDP2)
     if dist.rank != 0:
         dist.barrier()
         return {}
-    from avatar_core.models.loading import save_policy
 
     records = steplog.read()
     finite = [r for r in records if not r.get("skipped")]
@@ -192,7 +205,7 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
         "rejected_samples": rejected,
     }
     tmp = ckpt.atomic_dir(out_dir)
-    save_policy(bundle, tmp / "model")
+    save_stage_policy(cfg, bundle, tmp / "model", "sft", full_state)
     fault_point("output.model_saved")
     write_json(tmp / "done.json", result)
     metrics_dir = Path(cfg.paths.metrics_dir) / "sft"

@@ -110,9 +110,14 @@ def test_every_params_key_is_a_config_field_and_in_params_yaml(stages: dict[str,
 
 
 def test_rl_stages_depend_only_on_their_own_section(stages: dict[str, dict]) -> None:
-    """Each RL stage reads the shared defaults and its own section, never another stage's."""
+    """Each RL stage reads the shared defaults and its own section, never another stage's; besides,
+    the model (checkpoint, LoRA, dtype), the media settings and the processes, which every stage's
+    result depends on (its fingerprint includes them too)."""
+    shared = ["data.media", "distributed", "model"]
     for item in ("s1", "s2", "s3"):
-        assert sorted(stages[f"rl@{item}"]["params"]) == sorted(["rl." + item, "rl.defaults", "seed"])
+        assert sorted(stages[f"rl@{item}"]["params"]) == sorted(
+            [*shared, "rl." + item, "rl.defaults", "seed"]
+        )
 
 
 def test_graph_is_the_curriculum_then_the_study(stages: dict[str, dict]) -> None:

@@ -33,6 +33,7 @@ def test_two_processes_agree_after_each_step(project: Path):
     cfg = tiny_config(project)
     data = cfg.model_dump(mode="json")
     data["num_threads"] = 1
+    data["distributed"]["num_processes"] = 2  # launched by hand below; the recipe checks they agree
     data["rl"]["s1"].update(steps=3, prompts_per_step=2, group_size=8, save_every=10)
     data["rl"]["s1"]["optim"]["lr"] = 1e-3
     data["rl"]["s1"]["generation"]["max_new_tokens"] = 24

@@ -16,7 +16,8 @@ import torch
 from recipe_helpers import tiny_config
 
 from avatar_core.algos.advantages import group_advantages
-from avatar_core.recipes.common import load_samples, load_stage_policy, open_clips
+from avatar_core.recipes.common import load_samples, open_clips
+from avatar_core.recipes.policy import load_stage_policy
 from avatar_core.recipes.rl import objective_params
 from avatar_core.recipes.rl_batch import collate, rows_from_rollouts
 from avatar_core.recipes.rl_parts import Distributed, objective_step, reward_columns, stage_rewards
