@@ -88,7 +88,7 @@ def sft_worker(config: dict, lora: bool, run_root: Path, args: argparse.Namespac
     import numpy as np
 
     from avatar_core.config import config_from_dict
-    from avatar_core.recipes.common import ClipCache, load_samples, set_threads
+    from avatar_core.recipes.common import load_samples, open_clips, set_threads
     from avatar_core.recipes.distributed import Distributed
     from avatar_core.recipes.policy import load_trainable_policy
     from avatar_core.recipes.rl_parts import build_optimizer
@@ -100,7 +100,7 @@ def sft_worker(config: dict, lora: bool, run_root: Path, args: argparse.Namespac
     dist = Distributed()
     bundle = load_trainable_policy(cfg, "base", dist)
     samples = [s for s in load_samples(cfg, "train") if s.reasoning]
-    clips = ClipCache(cfg)
+    clips = open_clips(cfg)
     clips.get_many(samples)  # decode once, outside the timed steps
     loaded = rss_gib()
     optimizer, _ = build_optimizer(bundle.model, cfg.sft.optim, args.steps)
@@ -135,7 +135,7 @@ def update_worker(config: dict, lora: bool, run_root: Path, args: argparse.Names
     from avatar_core.data.schema import render_messages
     from avatar_core.models.generation import generate_rollouts
     from avatar_core.models.inputs import encode_prompts
-    from avatar_core.recipes.common import ClipCache, load_samples, set_threads
+    from avatar_core.recipes.common import load_samples, open_clips, set_threads
     from avatar_core.recipes.distributed import Distributed
     from avatar_core.recipes.policy import load_trainable_policy, reference_policy
     from avatar_core.recipes.rl import objective_params
@@ -150,7 +150,7 @@ def update_worker(config: dict, lora: bool, run_root: Path, args: argparse.Names
     bundle = load_trainable_policy(cfg, "sft", dist)
     ref = reference_policy(cfg, bundle, "sft", dist)  # a frozen copy, or the adapter switched off
     loaded = rss_gib()
-    clips = ClipCache(cfg)
+    clips = open_clips(cfg)
     samples = load_samples(cfg, "train", scfg.tasks)[: scfg.prompts_per_step]
     inputs = encode_prompts(bundle, [render_messages(x) for x in samples], clips.get_many(samples))
     rollouts = generate_rollouts(

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from recipe_helpers import tiny_config  # noqa: E402
 
-from avatar_core.recipes.common import ClipCache, load_samples, set_threads  # noqa: E402
+from avatar_core.recipes.common import load_samples, open_clips, set_threads  # noqa: E402
 from avatar_core.recipes.distributed import Distributed  # noqa: E402
 from avatar_core.recipes.policy import load_trainable_policy  # noqa: E402
 from avatar_core.recipes.rl import objective_params  # noqa: E402
@@ -67,7 +67,7 @@ def main(project: Path, rows_file: Path, out: Path) -> None:
     share = len(rows) // dist.world
     mine = rows[dist.rank * share : (dist.rank + 1) * share]
     optimizer, _ = build_optimizer(bundle.model, scfg.optim, UPDATES)
-    clips = ClipCache(cfg)
+    clips = open_clips(cfg)
     bundle.model.train()
     for _ in range(UPDATES):
         tb = collate(bundle, mine, clips, {}, bundle.tokenizer.pad_token_id)

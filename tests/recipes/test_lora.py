@@ -36,7 +36,7 @@ def test_rl_updates_train_the_adapter_only_and_reference_is_the_base(project: Pa
     from avatar_core.data.schema import render_messages
     from avatar_core.models.generation import completion_logprobs, generate_rollouts
     from avatar_core.models.inputs import encode_prompts
-    from avatar_core.recipes.common import ClipCache, load_samples
+    from avatar_core.recipes.common import load_samples, open_clips
     from avatar_core.recipes.policy import load_stage_policy, load_trainable_policy, reference_policy
     from avatar_core.recipes.rl import objective_params
     from avatar_core.recipes.rl_batch import collate, rows_from_rollouts
@@ -58,7 +58,7 @@ def test_rl_updates_train_the_adapter_only_and_reference_is_the_base(project: Pa
         id(p) for n, p in bundle.model.named_parameters() if "lora_" in n
     }
 
-    clips = ClipCache(cfg)
+    clips = open_clips(cfg)
     samples = load_samples(cfg, "train", scfg.tasks)[:2]
     inputs = encode_prompts(bundle, [render_messages(s) for s in samples], clips.get_many(samples))
     rollouts = generate_rollouts(bundle, inputs, group_size=4, max_new_tokens=10, seed=2)

@@ -125,7 +125,7 @@ def test_dropped_media_reach_the_model_as_its_kind_takes_them(project: Path, lay
     from avatar_core.data.schema import render_messages
     from avatar_core.models.inputs import encode_prompts
     from avatar_core.models.kinds import fit_samples
-    from avatar_core.recipes.common import ClipCache, load_samples
+    from avatar_core.recipes.common import load_samples, open_clips
     from avatar_core.recipes.policy import load_stage_policy
 
     cfg = _config(project, layout_dirs["qwen2_5_vl_3b"], False, "drop", "drop")
@@ -135,7 +135,7 @@ def test_dropped_media_reach_the_model_as_its_kind_takes_them(project: Path, lay
     assert rejected == [] and len(kept) == len(samples)
     assert f"{len(samples)} sample(s) run without it" in caplog.text and "frames only" in caplog.text
     bundle = load_stage_policy(cfg, "base")
-    batch = encode_prompts(bundle, [render_messages(s) for s in kept[:2]], ClipCache(cfg).get_many(kept[:2]))
+    batch = encode_prompts(bundle, [render_messages(s) for s in kept[:2]], open_clips(cfg).get_many(kept[:2]))
     assert "pixel_values_videos" in batch and "input_features" not in batch
     text_kept, _ = fit_samples("causal_lm", samples, "drop", "sft train")
     assert all(s.video == "" for s in text_kept) and all(

@@ -98,13 +98,13 @@ def _write_rows(project: Path, path: Path) -> None:
     from avatar_core.data.schema import render_messages
     from avatar_core.models.generation import generate_rollouts
     from avatar_core.models.inputs import encode_prompts
-    from avatar_core.recipes.common import ClipCache, load_samples
+    from avatar_core.recipes.common import load_samples, open_clips
     from avatar_core.recipes.policy import load_stage_policy
 
     cfg = tiny_config(project)
     bundle = load_stage_policy(cfg, "sft")
     samples = load_samples(cfg, "train", cfg.rl.s1.tasks)[:4]
-    clips = ClipCache(cfg)
+    clips = open_clips(cfg)
     inputs = encode_prompts(bundle, [render_messages(s) for s in samples], clips.get_many(samples))
     rollouts = generate_rollouts(bundle, inputs, group_size=2, max_new_tokens=10, seed=5)
     tensors, meta = {}, []
