@@ -9,7 +9,8 @@ paper's sample-efficiency plot). The cell writes into `results/ablation/cells/<s
 seed-<n>/` (`paths.ablation_dir`): `config.json` (the effective stage config), `curve.jsonl` (one line per budget),
 `log.jsonl` (the RL step log: collapse fractions, replay ratios, hint rate) and `done.json`.
 Its resumable state and checkpoints live under `runs/ablation/...` (not a DVC output); a killed
-cell resumes where its last checkpoint left it, and a finished one is not run again.
+cell resumes where its last checkpoint left it, and a finished one is not run again unless its
+config, its start checkpoint's content or its scoring settings changed (then it starts afresh).
 
 `avatar ablate --summary` (recipes/ablation_report.py) reads every cell and writes the tables
 and figures.
@@ -27,6 +28,7 @@ from avatar_core.config import AvatarConfig, RLStageConfig, dotted_to_nested, me
 from avatar_core.data.schema import Sample
 from avatar_core.evaluation.scoring import greedy_answers, score_answers, summarise
 from avatar_core.recipes.common import load_samples, open_clips, write_json
+from avatar_core.recipes.policy import stage_identity
 
 log = logging.getLogger(__name__)
 
@@ -118,12 +120,26 @@ def run_cell(cfg: AvatarConfig, setting: str, variant: str, seed: int, progress:
     run_cfg.paths.metrics_dir = str(runs / "metrics")
     effective = {"setting": setting, "variant": variant, "seed": seed, "stage": ab.stage, "start": ab.start}
     effective["rl_stage_config"] = scfg.model_dump(mode="json")
+    # a finished cell is reused only if nothing it depends on changed: its start checkpoint (by
+    # content) and how it is scored, as well as its training config
+    effective["start_identity"] = stage_identity(cfg, ab.start)
+    effective["evaluation"] = {
+        key: getattr(ab, key)
+        for key in ("eval_every", "eval_split", "eval_max_new_tokens", "eval_batch_size")
+    }
     done_path = out / "done.json"
     if done_path.is_file():
         done = json.loads(done_path.read_text())
         if done.get("config") == effective:
             log.info("ablation cell %s is up to date", name)
             return done
+    started = out / "config.json"
+    if started.is_file() and json.loads(started.read_text()) != effective:
+        # a cell begun (or finished) under another config: its checkpoints and curve are not this
+        # cell's, so it starts again (a killed cell with the same config resumes instead)
+        log.info("ablation cell %s: its config changed; starting it again", name)
+        shutil.rmtree(out)
+        shutil.rmtree(runs, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", effective)
     samples = load_samples(cfg, ab.eval_split, scfg.tasks)

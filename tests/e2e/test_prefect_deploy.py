@@ -102,10 +102,16 @@ async def _run(name: str, expect=lambda messages: True) -> tuple[object, list[st
                     )
                 )
                 run_ids = [run.id, *(child.id for child in children)]
-                logs = await client.read_logs(
-                    log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=run_ids))
-                )
-                messages = [entry.message for entry in logs]
+                messages: list[str] = []
+                while True:  # the server answers a page at a time
+                    page = await client.read_logs(
+                        log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=run_ids)),
+                        limit=200,
+                        offset=len(messages),
+                    )
+                    messages += [entry.message for entry in page]
+                    if len(page) < 200:
+                        break
                 if expect(messages) or time.monotonic() > deadline:
                     break
                 await asyncio.sleep(1)

@@ -14,6 +14,7 @@ from recipe_helpers import tiny_config
 from avatar_core.config import AblationSetting, ConfigError, config_from_dict
 from avatar_core.evaluation.study_stats import mean_with_ci, paired_difference
 from avatar_core.recipes.ablation import cell_stage_config, run_ablate
+from avatar_core.recipes.checkpoint import directory_digest
 
 pytestmark = pytest.mark.slow
 
@@ -67,6 +68,14 @@ def test_smoke_study_cells_and_summary(project):
     before = (root / "cells/binary/avatar/seed-1/curve.jsonl").stat().st_mtime_ns
     run_ablate(cfg, "binary", "avatar", 1, progress=False)
     assert (root / "cells/binary/avatar/seed-1/curve.jsonl").stat().st_mtime_ns == before
+    # ... unless what it depends on changed: how it is scored, or its start checkpoint's content
+    config = json.loads((root / "cells/binary/avatar/seed-1/config.json").read_text())
+    assert config["start_identity"]["weights"] == directory_digest(Path(cfg.paths.sft_dir) / "model")
+    cfg.ablation.eval_max_new_tokens = 10
+    run_ablate(cfg, "binary", "avatar", 1, progress=False)
+    assert (root / "cells/binary/avatar/seed-1/curve.jsonl").stat().st_mtime_ns != before
+    config = json.loads((root / "cells/binary/avatar/seed-1/config.json").read_text())
+    assert config["evaluation"]["eval_max_new_tokens"] == 10
 
     results = run_ablate(cfg, summary=True)
     res = results["settings"]["binary"]
