@@ -27,6 +27,10 @@ NOT_DEPS = {
     "avatar_core/faults.py",
     "avatar_core/recipes/__init__.py",
     "avatar_core/config.py",
+    "avatar_core/config_base.py",
+    "avatar_core/config_data.py",
+    "avatar_core/config_rl.py",
+    "avatar_core/config_eval.py",
     "avatar_core/registry.py",
     "avatar_core/cli.py",
 }
