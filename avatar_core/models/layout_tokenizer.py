@@ -15,10 +15,9 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
 from transformers import Qwen2Tokenizer
 
-from avatar_core.models.tokenizer import QWEN_PRETOKENIZE_REGEX, _with_scaffold
+from avatar_core.models.tokenizer import _with_scaffold, train_byte_level_bpe
 
 # (token, special) from id 151643 on, as the released tokenizers number them.
 _QWEN2_TAIL = [
@@ -167,21 +166,10 @@ def write_tokenizer(
     With `template_in_tokenizer_config` False the chat template goes to chat_template.json
     only, as multimodal repositories ship it for their processor.
     """
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(QWEN_PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        ]
-    )
-    trainer = trainers.BpeTrainer(
-        vocab_size=bpe_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
-    )
-    bpe.train_from_iterator(_with_scaffold(corpus), trainer)
-    state = json.loads(bpe.to_str())["model"]
-    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in state["merges"]]
+    # the ordinary vocabulary only: the specials go to their released ids below
+    bpe_vocab, merges = train_byte_level_bpe(_with_scaffold(corpus), bpe_size, [])
     specials = special_tokens(family)
-    vocab = dict(state["vocab"])
+    vocab = dict(bpe_vocab)
     vocab.update({token: i for i, token, _ in specials})
     tokenizer = Qwen2Tokenizer(
         vocab=vocab,
@@ -193,7 +181,7 @@ def write_tokenizer(
     )
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(folder)
-    (folder / "vocab.json").write_text(json.dumps(state["vocab"], ensure_ascii=False))
+    (folder / "vocab.json").write_text(json.dumps(bpe_vocab, ensure_ascii=False))
     (folder / "merges.txt").write_text(
         "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8"
     )
