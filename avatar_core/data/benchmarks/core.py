@@ -106,6 +106,9 @@ class BenchmarkAdapter(ABC):
     follows: tuple[str, ...] = ()  # "repository: file" of each source the adapter follows
     layouts: tuple[Layout, ...] = ()  # in order of preference: the creators' release first
     id_fields: tuple[str, ...] = ()  # record fields shown next to the record index in messages
+    # when records carry no unique id of their own: each dict record gets its index in the file
+    # as `_position` (a string), which `convert` may build the sample id from
+    with_position: bool = False
 
     def detect(self, root: Path) -> tuple[Layout, list[Path]]:
         """The first layout whose annotation files exist under `root`, with those files."""
@@ -124,6 +127,8 @@ class BenchmarkAdapter(ABC):
     def records(self, path: Path, layout: Layout) -> Iterator[tuple[str, Any]]:
         """(record label, raw record) pairs; default: a JSON list, JSON Lines or parquet file."""
         for index, raw in enumerate(read_records(self.name, path)):
+            if self.with_position and isinstance(raw, dict):
+                raw = {**raw, "_position": str(index)}
             yield self.describe(index, raw), raw
 
     def describe(self, index: int, raw: Any) -> str:

@@ -23,8 +23,6 @@ evaluation) and accepts what the AVATAR authors' IntentBench script reads where 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from avatar_core.data.benchmarks.core import (
@@ -90,12 +88,7 @@ class IntentBenchAdapter(BenchmarkAdapter):
         ),
     )
     id_fields = ("qid", "Question id")
-
-    def records(self, path: Path, layout: Layout) -> Iterator[tuple[str, Any]]:
-        for label, raw in super().records(path, layout):
-            if isinstance(raw, dict):
-                raw = {**raw, "_position": label.split(" ")[0]}
-            yield label, raw
+    with_position = True  # a record without a qid is named by its position
 
     def convert(self, raw: Any, ctx: Context) -> Draft:
         raw = require_dict(raw)

@@ -115,12 +115,7 @@ class DailyOmniAdapter(BenchmarkAdapter):
         ),
     )
     id_fields = ("video_id",)
-
-    def records(self, path: Path, layout: Layout) -> Iterator[tuple[str, Any]]:
-        for label, raw in super().records(path, layout):
-            if isinstance(raw, dict):
-                raw = {**raw, "_position": label.split(" ")[0]}
-            yield label, raw
+    with_position = True  # several questions share a video_id: the position tells them apart
 
     def convert(self, raw: Any, ctx: Context) -> Draft:
         raw = require_dict(raw)
