@@ -15,9 +15,10 @@ What it measures, on a generated data set of `--n-clips` clips (default 1,000) o
 2. `throughput`: on the first `--throughput-clips` clips, and on as many 448x448 clips (exactly
    the pixel budget, so nothing is resized), wall clips/s and CPU seconds per clip (workers
    included; the contention-robust figure) of the raw decoder calls (decord `get_batch` at the
-   loader's frame indices + PyAV audio decode, as bench_ingest.py's `raw`), of the same plus
-   load_clip's resize to the budget (`raw+resize`), and of ingest's decoding pass (`ours`:
-   `build_store`: probe, limits, frames, resize, audio resampling, CRC-32, writing the store),
+   loader's frame indices + PyAV audio decode, as bench_ingest.py's `raw`), of the same with the
+   decoder scaling to the budget (`raw+scale`, the frames load_clip gives) or with a PIL bicubic
+   resize after it (`raw+pil`, load_clip before the decoder scaled), and of ingest's decoding pass
+   (`ours`: `build_store`: probe, limits, frames, audio resampling, CRC-32, writing the store),
    with 1 and 2 workers, repeats interleaved so load changes on a shared machine spread over all.
 3. `default_rl`: RL steps/s of stage S1 on the embedded default (params.yaml, 32 training clips,
    150 SFT steps, as bench_rl_step.py builds it), `before` and `after` alternated `--repeats`
@@ -194,18 +195,28 @@ def run_stages(args: argparse.Namespace) -> list[dict]:
 # --------------------------------------------------------------------------- throughput
 
 
-def raw_decode(path: str, n_frames: int, max_pixels: int = 0) -> tuple:
-    """The decoder calls alone (and, with `max_pixels`, load_clip's PIL bicubic resize to the budget)."""
+def raw_decode(path: str, n_frames: int, max_pixels: int = 0, scaler: str = "") -> tuple:
+    """The decoder calls alone: decord frames at the loader's indices and PyAV audio. With
+    `max_pixels`, the frames are brought to the budget by `scaler`: "decoder" (decord's own scale
+    filter, what load_clip does now) or "pil" (a PIL bicubic resize of the decoded frames, what
+    load_clip did before)."""
     import av
     import decord
     import numpy as np
+    from PIL import Image
 
-    from avatar_core.data.media import _resize, sample_frame_indices
+    from avatar_core.data.media import fit_frame_size, sample_frame_indices
 
-    reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+    height, width = -1, -1
+    if max_pixels and scaler == "decoder":
+        with av.open(path) as container:
+            context = container.streams.video[0].codec_context
+            height, width = fit_frame_size(context.height, context.width, max_pixels)
+    reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1, width=width, height=height)
     frames = reader.get_batch(np.unique(sample_frame_indices(len(reader), n_frames)).tolist()).asnumpy()
-    if max_pixels:
-        frames = _resize(frames, max_pixels)
+    if max_pixels and scaler == "pil":
+        h, w = fit_frame_size(*frames.shape[1:3], max_pixels)
+        frames = np.stack([np.asarray(Image.fromarray(f).resize((w, h), Image.Resampling.BICUBIC)) for f in frames])
     with av.open(path) as container:
         chunks = [f.to_ndarray() for f in container.decode(container.streams.audio[0])]
     return frames, np.concatenate(chunks, axis=1)
@@ -222,7 +233,8 @@ def cpu_now() -> float:
 
 def run_throughput(args: argparse.Namespace, folder: Path) -> dict:
     """Per mode and worker count: wall clips/s and CPU s per clip (workers included). Modes: `raw`
-    (decoder calls), `raw+resize` (plus the resize to the budget), `ours` (ingest's decoding pass
+    (decoder calls at native size), `raw+scale` (the decoder scaling to the budget, as load_clip does),
+    `raw+pil` (native decode plus a PIL bicubic resize, as load_clip did before), `ours` (ingest's decoding pass
     writing a store). One worker runs in this process; two run in a forked pool (raw modes) or
     build_store's own pool, started inside the timed region in both cases."""
     import tempfile
@@ -235,11 +247,12 @@ def run_throughput(args: argparse.Namespace, folder: Path) -> dict:
     media = MediaConfig(**AUTHORS_MEDIA)
     decoders = {
         "raw": partial(raw_decode, n_frames=media.n_frames),
-        "raw+resize": partial(raw_decode, n_frames=media.n_frames, max_pixels=media.max_pixels),
+        "raw+scale": partial(raw_decode, n_frames=media.n_frames, max_pixels=media.max_pixels, scaler="decoder"),
+        "raw+pil": partial(raw_decode, n_frames=media.n_frames, max_pixels=media.max_pixels, scaler="pil"),
     }
     times: dict[str, list[float]] = {}
     cpu: dict[str, list[float]] = {}
-    order = [(mode, w) for w in (1, 2) for mode in ("raw", "raw+resize", "ours")]
+    order = [(mode, w) for w in (1, 2) for mode in ("raw", "raw+scale", "raw+pil", "ours")]
     for repeat in range(args.repeats):
         for mode, workers in order if repeat % 2 == 0 else order[::-1]:
             start, cpu_start = time.perf_counter(), cpu_now()
@@ -349,7 +362,7 @@ def tables(result: dict) -> str:
         lines += ["", f"Clips of {source}, {t['clips']} of them:", "",
                   "| mode | workers | clips/s (median) | vs raw (clips/s) | 2 workers / 1 | CPU s per clip (median) | vs raw (CPU) |",
                   "|---|---|---|---|---|---|---|"]  # fmt: skip
-        for mode in ("raw", "raw+resize", "ours"):
+        for mode in ("raw", "raw+scale", "raw+pil", "ours"):
             for w in (1, 2):
                 if f"{mode}/{w}" not in med:
                     continue

@@ -38,7 +38,7 @@ import numpy as np
 __all__ = ["STORE_DIR", "MediaStore", "StoreEntry", "StoreError", "StoreWriter", "store_dir"]
 
 STORE_DIR = "media_store"
-FORMAT = 2  # 2: frame times kept
+FORMAT = 3  # 2: frame times kept; 3: frames scaled by the decoder (swscale), not by PIL
 AUDIO_DTYPES = {"float32": np.float32, "float16": np.float16}
 
 

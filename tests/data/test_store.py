@@ -135,13 +135,15 @@ def test_store_checks_its_settings_and_presence(media_dir, tmp_path):
         MediaStore(store_dir(tmp_path))
 
 
-def test_store_of_another_format_is_refused_with_the_fix(media_dir, tmp_path):
-    """A store written before frame times were kept (format 1) must be rebuilt, not half-read."""
+@pytest.mark.parametrize("old_format", [1, 2])
+def test_store_of_another_format_is_refused_with_the_fix(media_dir, tmp_path, old_format):
+    """A store written before frame times were kept (format 1) or while frames were resized by PIL
+    (format 2) must be rebuilt, not read as if load_clip would give the same frames."""
     import json
 
     _build(media_dir, tmp_path, MediaConfig())
     manifest_path = store_dir(tmp_path) / "store.json"
     manifest = json.loads(manifest_path.read_text())
-    manifest_path.write_text(json.dumps(manifest | {"format": 1}))
-    with pytest.raises(StoreError, match=r"store format 1, this version reads 2; rerun ingest"):
+    manifest_path.write_text(json.dumps(manifest | {"format": old_format}))
+    with pytest.raises(StoreError, match=rf"store format {old_format}, this version reads 3; rerun ingest"):
         MediaStore(store_dir(tmp_path))
