@@ -73,7 +73,8 @@ class OptimConfig(Section):
         le=1,
         description="Learning rate of the vision and audio encoders as a share of lr; 0 freezes them. At "
         "the tiny model's learning rates the encoders' outputs grow to 100x the text embeddings' norm and "
-        "lose what tells objects apart; the embedded default freezes them.",
+        "lose what tells objects apart; frozen (0) or at 0.1 they keep it but the tiny model's answers degrade "
+        "(docs/embedded-default.md), so the embedded default keeps 1.0.",
     )
     weight_decay: float = Field(0.0, ge=0, le=1, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")

@@ -47,6 +47,7 @@ from pathlib import Path
 
 from machine_info import cpu_model, uptime
 from scale_clips import AUDIO_RATE, FPS, SIZE, TASK, make_clips
+from scale_report import tables
 
 REPO = Path(__file__).resolve().parents[1]
 if "--child" not in sys.argv:  # a child imports the avatar_core of its PYTHONPATH (before or after)
@@ -174,6 +175,8 @@ def in_child(src: Path, *argv: str) -> dict:
 
 
 def run_stages(args: argparse.Namespace) -> list[dict]:
+    """Ingest once per size, then every (code, stage) `--stage-repeats` times, the order of the
+    runs reversed on odd repeats so load changes on a shared machine spread over both codes."""
     rows = []
     for size in args.sizes:
         config_path = args.work / f"project-{size}.json"
@@ -181,12 +184,14 @@ def run_stages(args: argparse.Namespace) -> list[dict]:
         ingest = in_child(REPO, "--child", str(config_path), "ingest", "after", "after")
         rows.append({"size": size, "variant": "after", "stage": "ingest", **ingest, "load": uptime()})
         print(f"{size} clips: ingest {ingest['total_s']:.0f} s", file=sys.stderr)
-        for variant, src in (("after", REPO), ("before", args.before_src)):
-            if src is None:
-                continue
-            for stage in ("sft", "s1", "pass") if variant == "after" else ("sft", "s1"):
+        runs = [("after", REPO, stage) for stage in ("sft", "s1", "pass")]
+        if args.before_src is not None:
+            runs += [("before", args.before_src, stage) for stage in ("sft", "s1")]
+        for repeat in range(args.stage_repeats):
+            for variant, src, stage in runs if repeat % 2 == 0 else runs[::-1]:
                 result = in_child(src, "--child", str(config_path), stage, variant, variant)
-                rows.append({"size": size, "variant": variant, "stage": stage, **result, "load": uptime()})
+                rows.append({"size": size, "variant": variant, "stage": stage, "repeat": repeat, **result,
+                             "load": uptime()})  # fmt: skip
                 print(f"{size} clips, {variant}, {stage}: first step {result['first_step_s']:.1f} s, "
                       f"peak RSS {result['peak_rss_mib']:.0f} MiB ({uptime()})", file=sys.stderr)  # fmt: skip
     return rows
@@ -216,7 +221,9 @@ def raw_decode(path: str, n_frames: int, max_pixels: int = 0, scaler: str = "") 
     frames = reader.get_batch(np.unique(sample_frame_indices(len(reader), n_frames)).tolist()).asnumpy()
     if max_pixels and scaler == "pil":
         h, w = fit_frame_size(*frames.shape[1:3], max_pixels)
-        frames = np.stack([np.asarray(Image.fromarray(f).resize((w, h), Image.Resampling.BICUBIC)) for f in frames])
+        frames = np.stack(
+            [np.asarray(Image.fromarray(f).resize((w, h), Image.Resampling.BICUBIC)) for f in frames]
+        )
     with av.open(path) as container:
         chunks = [f.to_ndarray() for f in container.decode(container.streams.audio[0])]
     return frames, np.concatenate(chunks, axis=1)
@@ -247,7 +254,9 @@ def run_throughput(args: argparse.Namespace, folder: Path) -> dict:
     media = MediaConfig(**AUTHORS_MEDIA)
     decoders = {
         "raw": partial(raw_decode, n_frames=media.n_frames),
-        "raw+scale": partial(raw_decode, n_frames=media.n_frames, max_pixels=media.max_pixels, scaler="decoder"),
+        "raw+scale": partial(
+            raw_decode, n_frames=media.n_frames, max_pixels=media.max_pixels, scaler="decoder"
+        ),
         "raw+pil": partial(raw_decode, n_frames=media.n_frames, max_pixels=media.max_pixels, scaler="pil"),
     }
     times: dict[str, list[float]] = {}
@@ -325,64 +334,6 @@ def default_config(root: Path, steps: int) -> dict:
     return base
 
 
-# --------------------------------------------------------------------------- report
-
-
-def tables(result: dict) -> str:
-    lines = []
-    rows = [r for r in result.get("stages", []) if r["stage"] != "ingest"]
-    if rows:
-        lines += ["| clips | stage | code | time to first step s | CPU s to first step | peak RSS MiB | RSS at first step MiB |",
-                  "|---|---|---|---|---|---|---|"]  # fmt: skip
-        for r in sorted(rows, key=lambda r: (r["stage"], r["size"], r["variant"] != "before")):
-            lines.append(f"| {r['size']:,} | {r['stage']} | {r['variant']} | {r['first_step_s']:.1f} | "
-                         f"{r['cpu_first_step_s']:.1f} | {r['peak_rss_mib']:,.0f} | {r['rss_first_step_mib']:,.0f} |")  # fmt: skip
-        sizes = sorted({r["size"] for r in rows})
-        if len(sizes) > 1:
-            lines += ["", "| stage | code | peak RSS growth per 1,000 clips MiB |", "|---|---|---|"]
-            for stage in ("sft", "s1"):
-                for variant in ("before", "after"):
-                    peak = {
-                        r["size"]: r["peak_rss_mib"]
-                        for r in rows
-                        if (r["stage"], r["variant"]) == (stage, variant)
-                    }
-                    if len(peak) == len(sizes):
-                        growth = (peak[sizes[-1]] - peak[sizes[0]]) / (sizes[-1] - sizes[0]) * 1000
-                        lines.append(f"| {stage} | {variant} | {growth:,.0f} |")
-    for key, source in (
-        ("throughput", "640x360, resized to 588x336"),
-        ("throughput_448", "448x448, no resize"),
-    ):
-        if key not in result:
-            continue
-        t = result[key]
-        med = {k: statistics.median(v) for k, v in t["clips_per_s"].items()}
-        cpu = {k: statistics.median(v) for k, v in t["cpu_s_per_clip"].items()}
-        lines += ["", f"Clips of {source}, {t['clips']} of them:", "",
-                  "| mode | workers | clips/s (median) | vs raw (clips/s) | 2 workers / 1 | CPU s per clip (median) | vs raw (CPU) |",
-                  "|---|---|---|---|---|---|---|"]  # fmt: skip
-        for mode in ("raw", "raw+scale", "raw+pil", "ours"):
-            for w in (1, 2):
-                if f"{mode}/{w}" not in med:
-                    continue
-                ratio = med[f"{mode}/{w}"] / med[f"raw/{w}"]
-                scale = f"{med[f'{mode}/2'] / med[f'{mode}/1']:.2f}x" if w == 2 else "-"
-                cpu_ratio = cpu[f"raw/{w}"] / cpu[f"{mode}/{w}"]
-                lines.append(f"| {mode} | {w} | {med[f'{mode}/{w}']:.2f} | {ratio:.2f}x | {scale} | "
-                             f"{cpu[f'{mode}/{w}']:.3f} | {cpu_ratio:.2f}x |")  # fmt: skip
-    if "default_rl" in result:
-        d = result["default_rl"]
-        lines += ["", "| code | median s/step per run | median CPU s/step per run | steps/s (median of runs) |",
-                  "|---|---|---|---|"]  # fmt: skip
-        for variant, values in d["median_step_s"].items():
-            if values:
-                cpus = ", ".join(f"{v:.3f}" for v in d["median_step_cpu_s"][variant])
-                lines.append(f"| {variant} | {', '.join(f'{v:.3f}' for v in values)} | {cpus} | "
-                             f"{1 / statistics.median(values):.2f} |")  # fmt: skip
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -397,7 +348,10 @@ def main() -> None:
     parser.add_argument("--sft-steps", type=int, default=3)
     parser.add_argument("--rl-steps", type=int, default=2)
     parser.add_argument("--throughput-clips", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="repeats of the throughput and default_rl parts"
+    )
+    parser.add_argument("--stage-repeats", type=int, default=3, help="runs of each (code, stage) cell")
     parser.add_argument("--default-rl-steps", type=int, default=8)
     parser.add_argument("--parts", nargs="+", default=["stages", "throughput", "default_rl"])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/scale_cpu.json"))

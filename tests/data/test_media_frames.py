@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from avatar_core.data.datasets_io import load_split
-from avatar_core.data.mp4 import write_mp4
 from avatar_core.data.media import (
     FRAME_BACKENDS,
     fit_frame_size,
@@ -20,6 +19,7 @@ from avatar_core.data.media import (
     probe_media,
     sample_frame_indices,
 )
+from avatar_core.data.mp4 import write_mp4
 
 
 def test_sample_frame_indices_hand_worked():
@@ -143,9 +143,13 @@ def test_decoder_scaling_matches_a_bicubic_resize(tmp_path, backend):
     native = load_frames(path, 3, 10**6, backend)  # fits: decoded at its own size
     scaled = load_frames(path, 3, 112 * 84, backend)  # 168x224 -> (84, 112)
     assert native.shape == (3, 168, 224, 3) and scaled.shape == (3, 84, 112, 3)
-    reference = np.stack([np.asarray(Image.fromarray(f).resize((112, 84), Image.Resampling.BICUBIC)) for f in native])
+    reference = np.stack(
+        [np.asarray(Image.fromarray(f).resize((112, 84), Image.Resampling.BICUBIC)) for f in native]
+    )
     difference = np.abs(scaled.astype(int) - reference)  # [3, 84, 112, 3]
-    assert difference.mean() < 3.0, f"{backend}: mean difference {difference.mean():.2f} from a bicubic resize"
+    assert difference.mean() < 3.0, (
+        f"{backend}: mean difference {difference.mean():.2f} from a bicubic resize"
+    )
 
 
 def test_backends_agree_closely_when_scaling(tmp_path):
