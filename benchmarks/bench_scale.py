@@ -10,7 +10,8 @@ What it measures, on a generated data set of `--n-clips` clips (default 1,000) o
    the media store (`before`: `--before-src`, a checkout of commit 76972f0, where every stage
    decodes the whole split before step 1 and keeps it in RAM). Per run: the time from process
    launch to the end of the first optimiser step (the first step-log line, recorded by wrapping
-   `StepLog.append`), the peak RSS of the process (`ru_maxrss`), and the RSS at the first step.
+   `StepLog.append`), the peak RSS of the process (`VmHWM`: not `ru_maxrss`, which Linux carries
+   over from the launching process's memory at exec), and the RSS at the first step.
    Both versions train the same tiny base model on the same ingested data set.
 2. `throughput`: on the first `--throughput-clips` clips, and on as many 448x448 clips (exactly
    the pixel budget, so nothing is resized), wall clips/s and CPU seconds per clip (workers
@@ -96,9 +97,10 @@ def prune(model, values: dict) -> dict:
     return kept
 
 
-def rss_kib() -> int:
+def rss_kib(field: str = "VmRSS") -> int:
+    """A memory figure of this process from /proc/self/status (VmRSS now, VmHWM its peak)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
     return 0
 
@@ -159,7 +161,7 @@ def child_stage(config_path: Path, stage: str, variant: str, sft_tag: str, launc
         "cpu_total_s": sum(
             getattr(resource.getrusage(resource.RUSAGE_SELF), f) for f in ("ru_utime", "ru_stime")
         ),
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": rss_kib("VmHWM") / 1024,
         "avatar_core": str(Path(sys.modules["avatar_core"].__file__).parent),
     }
 
@@ -189,7 +191,10 @@ def run_stages(args: argparse.Namespace) -> list[dict]:
             runs += [("before", args.before_src, stage) for stage in ("sft", "s1")]
         for repeat in range(args.stage_repeats):
             for variant, src, stage in runs if repeat % 2 == 0 else runs[::-1]:
-                result = in_child(src, "--child", str(config_path), stage, variant, variant)
+                # fresh output folders per run (a finished stage would be skipped); s1 starts from
+                # the SFT checkpoint of the first repeat, which runs SFT before s1
+                tag, sft_tag = f"{variant}-r{repeat}", f"{variant}-r{0 if stage == 's1' else repeat}"
+                result = in_child(src, "--child", str(config_path), stage, tag, sft_tag)
                 rows.append({"size": size, "variant": variant, "stage": stage, "repeat": repeat, **result,
                              "load": uptime()})  # fmt: skip
                 print(f"{size} clips, {variant}, {stage}: first step {result['first_step_s']:.1f} s, "
