@@ -37,7 +37,7 @@ from transformers import (
 )
 from transformers.processing_utils import ProcessorMixin
 
-from avatar_core.models.tokenizer import train_byte_level_bpe
+from avatar_core.models.tokenizer import chatml_tokenizer, train_byte_level_bpe
 
 INTERNVL_MODEL_TYPE = "internvl"
 # The special tokens of the InternVL3 (Qwen2.5-based) releases that matter here, by string.
@@ -205,23 +205,16 @@ _JUDGE_CORPUS = [
 def train_internvl_tokenizer(corpus: Iterable[str], vocab_size: int = 512) -> Qwen2Tokenizer:
     """A small byte-level BPE wrapped as the Qwen2 tokenizer of the InternVL3 releases."""
     vocab, merges = train_byte_level_bpe(list(corpus) * 10, vocab_size, INTERNVL_SPECIAL_TOKENS)
-    tokenizer = Qwen2Tokenizer(
-        vocab=vocab,
-        merges=merges,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        unk_token=None,
+    return chatml_tokenizer(
+        vocab,
+        merges,
+        INTERNVL_SPECIAL_TOKENS,
+        INTERNVL_CHAT_TEMPLATE,
         start_image_token="<img>",
         end_image_token="</img>",
         context_image_token="<IMG_CONTEXT>",
         video_token="<video>",
-        chat_template=INTERNVL_CHAT_TEMPLATE,
-        padding_side="left",
     )
-    tokenizer.add_special_tokens(
-        {"extra_special_tokens": INTERNVL_SPECIAL_TOKENS}, replace_extra_special_tokens=False
-    )
-    return tokenizer
 
 
 def tiny_internvl_config(

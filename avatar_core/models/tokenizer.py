@@ -100,12 +100,11 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int) -> PreTrainedTokeniz
     round-trips; `vocab_size` must leave room for them. Padding is on the left (generation).
     """
     vocab, merges = train_byte_level_bpe(_with_scaffold(corpus), vocab_size, QWEN_SPECIAL_TOKENS)
-    tokenizer = Qwen2Tokenizer(
-        vocab=vocab,
-        merges=merges,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        unk_token=None,
+    return chatml_tokenizer(
+        vocab,
+        merges,
+        QWEN_SPECIAL_TOKENS,
+        CHAT_TEMPLATE,
         image_token="<|IMAGE|>",
         video_token="<|VIDEO|>",
         audio_token="<|AUDIO|>",
@@ -113,10 +112,28 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int) -> PreTrainedTokeniz
         vision_eos_token="<|vision_eos|>",
         audio_bos_token="<|audio_bos|>",
         audio_eos_token="<|audio_eos|>",
-        chat_template=CHAT_TEMPLATE,
+    )
+
+
+def chatml_tokenizer(
+    vocab: dict[str, int],
+    merges: list[tuple[str, str]],
+    specials: list[str],
+    chat_template: str,
+    **named_tokens: str,
+) -> Qwen2Tokenizer:
+    """A trained BPE wrapped as transformers' Qwen2Tokenizer the way ChatML models ship it: ends
+    on <|im_end|>, pads with <|endoftext|> on the left (generation), no unknown token, `specials`
+    registered as special tokens, and the model's own named tokens (image, video, audio...)."""
+    tokenizer = Qwen2Tokenizer(
+        vocab=vocab,
+        merges=merges,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
+        chat_template=chat_template,
         padding_side="left",
+        **named_tokens,
     )
-    tokenizer.add_special_tokens(
-        {"extra_special_tokens": QWEN_SPECIAL_TOKENS}, replace_extra_special_tokens=False
-    )
+    tokenizer.add_special_tokens({"extra_special_tokens": specials}, replace_extra_special_tokens=False)
     return tokenizer
