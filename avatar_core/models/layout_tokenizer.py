@@ -17,7 +17,7 @@ from pathlib import Path
 
 from transformers import Qwen2Tokenizer
 
-from avatar_core.models.tokenizer import _with_scaffold, train_byte_level_bpe
+from avatar_core.models.tokenizer import _with_scaffold, chatml_tokenizer, train_byte_level_bpe
 
 # (token, special) from id 151643 on, as the released tokenizers number them.
 _QWEN2_TAIL = [
@@ -171,14 +171,8 @@ def write_tokenizer(
     specials = special_tokens(family)
     vocab = dict(bpe_vocab)
     vocab.update({token: i for i, token, _ in specials})
-    tokenizer = Qwen2Tokenizer(
-        vocab=vocab,
-        merges=merges,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        unk_token=None,
-        chat_template=chat_template,
-    )
+    # released tokenizers pad on the right; their specials sit in the vocabulary at released ids
+    tokenizer = chatml_tokenizer(vocab, merges, [], chat_template, padding_side="right")
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(folder)
     (folder / "vocab.json").write_text(json.dumps(bpe_vocab, ensure_ascii=False))

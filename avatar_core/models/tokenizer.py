@@ -120,11 +120,13 @@ def chatml_tokenizer(
     merges: list[tuple[str, str]],
     specials: list[str],
     chat_template: str,
+    padding_side: str = "left",
     **named_tokens: str,
 ) -> Qwen2Tokenizer:
     """A trained BPE wrapped as transformers' Qwen2Tokenizer the way ChatML models ship it: ends
-    on <|im_end|>, pads with <|endoftext|> on the left (generation), no unknown token, `specials`
-    registered as special tokens, and the model's own named tokens (image, video, audio...)."""
+    on <|im_end|>, pads with <|endoftext|> (on the left by default: generation), no unknown token,
+    `specials` registered as special tokens, and the model's own named tokens (image, video,
+    audio...)."""
     tokenizer = Qwen2Tokenizer(
         vocab=vocab,
         merges=merges,
@@ -132,8 +134,9 @@ def chatml_tokenizer(
         pad_token="<|endoftext|>",
         unk_token=None,
         chat_template=chat_template,
-        padding_side="left",
+        padding_side=padding_side,
         **named_tokens,
     )
-    tokenizer.add_special_tokens({"extra_special_tokens": specials}, replace_extra_special_tokens=False)
+    if specials:
+        tokenizer.add_special_tokens({"extra_special_tokens": specials}, replace_extra_special_tokens=False)
     return tokenizer
