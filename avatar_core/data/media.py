@@ -5,18 +5,19 @@ must not decode with a `MediaError` naming the file and the reason, then decodes
 frames with the chosen backend (decord seeks; PyAV decodes sequentially up to the last wanted
 frame) and the audio with PyAV. Both backends use the frame count from the probe, so they pick
 the same frame indices; at native size they were measured pixel-identical on H.264 clips (both
-convert with FFmpeg's swscale), and tests/data checks it. Cut files are caught before decoding: FFmpeg opens
-some truncated MP4s without complaint (a cut in the audio index just drops the audio stream), so
-the probe walks the top-level ISO boxes, and in containers without a frame index (Matroska) it
-compares the counted frames with the declared length. Frames are sized to multiples of 28 within
-`max_pixels` (the Qwen2-VL patch x merge size; sides are floored when shrinking, as Qwen2-VL's
-`smart_resize` does) by the decoder itself: swscale scales the YUV picture while converting it
-to RGB, which adds a quarter of what a PIL bicubic resize of the decoded RGB frames added
-(docs/benchmarks.md, 640x360 clips at the authors' budget: 0.058 against 0.106 CPU s per clip;
-decoding at native size 0.044). Unlike Qwen2-VL's processor this is not a PIL bicubic resize:
-decord's scale filter is about one grey level from it on average (of 255), and PyAV's bilinear
-swscale a quarter of a grey level from decord (tests/data bounds both), so when frames are
-scaled the backends agree closely but not exactly. torchvision is not used (no CPU build on our package index).
+convert with FFmpeg's swscale), and tests/data checks it. Cut files are caught before decoding:
+FFmpeg opens some truncated MP4s without complaint (a cut in the audio index just drops the audio
+stream), so the probe walks the top-level ISO boxes, and in containers without a frame index
+(Matroska) it compares the counted frames with the declared length. Frames are sized to multiples
+of 28 within `max_pixels` (the Qwen2-VL patch x merge size; sides are floored when shrinking, as
+Qwen2-VL's `smart_resize` does) by the decoder itself: swscale scales the YUV picture while
+converting it to RGB, which adds a quarter of what a PIL bicubic resize of the decoded RGB frames
+added (docs/benchmarks.md, 640x360 clips at the authors' budget: 0.058 against 0.106 CPU s per
+clip; decoding at native size 0.044). Unlike Qwen2-VL's processor this is not a PIL bicubic
+resize: decord's scale filter is about one grey level from it on average (of 255), and PyAV's
+bilinear swscale a quarter of a grey level from decord (tests/data bounds both), so when frames
+are scaled the backends agree closely but not exactly. torchvision is not used (no CPU build on
+our package index).
 Audio never goes through librosa's file loader: without an ffmpeg binary librosa cannot open
 MP4, so PyAV decodes it and soxr (librosa's resampler) converts the rate.
 """
