@@ -248,16 +248,11 @@ class AvatarLM(LM):
 @torch.no_grad()
 def continuation_scores(bundle: Any, inputs: Any, continuations: list[list[int]]) -> list[tuple[float, bool]]:
     """Teacher-forced (sum log-prob, all tokens greedy) of each continuation after its prompt row."""
-    from avatar_core.models.generation import completion_hidden_states
+    from avatar_core.models.generation import completion_logits, right_padded
 
-    n, length = len(continuations), max(len(c) for c in continuations)
-    ids = torch.full((n, length), bundle.tokenizer.pad_token_id, dtype=torch.long)  # [N, L]
-    mask = torch.zeros((n, length))  # [N, L]
-    for k, c in enumerate(continuations):
-        ids[k, : len(c)] = torch.tensor(c)
-        mask[k, : len(c)] = 1.0
-    hidden = completion_hidden_states(bundle, inputs, ids, mask, torch.arange(n))  # [N, L, H]
-    logits = bundle.unwrapped().get_output_embeddings()(hidden).float()  # [N, L, V]
+    n = len(continuations)
+    ids, mask = right_padded(continuations, bundle.tokenizer.pad_token_id)  # [N, L]
+    logits = completion_logits(bundle, inputs, ids, mask, torch.arange(n)).float()  # [N, L, V]
     logp = torch.log_softmax(logits, dim=-1).cpu()  # [N, L, V]
     token_logp = logp.gather(-1, ids[..., None]).squeeze(-1) * mask  # [N, L]
     hits = (logp.argmax(-1) == ids) | (mask == 0)  # [N, L]

@@ -81,7 +81,7 @@ def teacher_forced_steps(bundle, samples, clips, batch_size: int = 16) -> dict[s
     """{step: (right, total)} over `samples` (each with a `reasoning` trace), the model reading
     each correct trace after its prompt and media from `clips`."""
     from avatar_core.data.schema import render_messages
-    from avatar_core.models.generation import completion_hidden_states
+    from avatar_core.models.generation import completion_logits, right_padded
     from avatar_core.models.inputs import encode_prompts
 
     tokenizer = bundle.tokenizer
@@ -97,18 +97,9 @@ def teacher_forced_steps(bundle, samples, clips, batch_size: int = 16) -> dict[s
             encoded = [
                 tokenizer(s.reasoning, add_special_tokens=False, return_offsets_mapping=True) for s in batch
             ]
-            length = max(len(e["input_ids"]) for e in encoded)
-            ids = torch.full((len(batch), length), tokenizer.pad_token_id, dtype=torch.long)  # [B, L]
-            mask = torch.zeros(len(batch), length)  # [B, L]
-            for j, e in enumerate(encoded):
-                ids[j, : len(e["input_ids"])] = torch.tensor(e["input_ids"])
-                mask[j, : len(e["input_ids"])] = 1.0
-            hidden = completion_hidden_states(
-                bundle, inputs, ids, mask, torch.arange(len(batch))
-            )  # [B, L, H]
-            head = bundle.lm_head()
-            head = head if head is not None else bundle.unwrapped().get_output_embeddings()
-            predicted = head(hidden).argmax(-1).cpu()  # [B, L]
+            ids, mask = right_padded([e["input_ids"] for e in encoded], tokenizer.pad_token_id)  # [B, L]
+            logits = completion_logits(bundle, inputs, ids, mask, torch.arange(len(batch)))  # [B, L, V]
+            predicted = logits.argmax(-1).cpu()  # [B, L]
             for j, (s, e) in enumerate(zip(batch, encoded, strict=True)):
                 n = len(e["input_ids"])
                 steps = step_tokens(e["offset_mapping"], step_spans(s.reasoning))

@@ -233,6 +233,37 @@ def completion_hidden_states(
     return hidden[:, prompt_len - 1 : prompt_len - 1 + length]  # [N, L, H]
 
 
+def right_padded(
+    sequences: list[list[int]] | list[torch.Tensor], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token id sequences of different lengths as one [N, L] id tensor padded on the right with
+    `pad_id`, and its [N, L] float mask (1 on real tokens)."""
+    length = max(len(seq) for seq in sequences)
+    ids = torch.full((len(sequences), length), pad_id, dtype=torch.long)  # [N, L]
+    mask = torch.zeros(len(sequences), length)  # [N, L]
+    for i, seq in enumerate(sequences):
+        ids[i, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+        mask[i, : len(seq)] = 1.0
+    return ids, mask
+
+
+def completion_logits(
+    bundle: Any,
+    inputs: BatchFeature,
+    completion_ids: torch.Tensor,
+    completion_mask: torch.Tensor,
+    prompt_index: torch.Tensor,
+) -> torch.Tensor:
+    """[N, L, V] logits predicting each completion token (teacher forcing) under the current model."""
+    hidden = completion_hidden_states(
+        bundle, inputs, completion_ids, completion_mask, prompt_index
+    )  # [N, L, H]
+    head = bundle.lm_head()
+    if head is None:  # not a plain Linear (e.g. LoRA-wrapped): the model's own output projection
+        head = bundle.unwrapped().get_output_embeddings()
+    return head(hidden)  # [N, L, V]
+
+
 def completion_logprobs(
     bundle: Any,
     inputs: BatchFeature,
@@ -242,14 +273,7 @@ def completion_logprobs(
     temperature: float = 1.0,
 ) -> torch.Tensor:
     """[N, L] log_softmax(logits / T) of each completion token under the current model, 0 on padding."""
-    hidden = completion_hidden_states(
-        bundle, inputs, completion_ids, completion_mask, prompt_index
-    )  # [N, L, H]
-    head = bundle.lm_head()
-    if head is not None:
-        logits = head(hidden)  # [N, L, V]
-    else:
-        logits = bundle.unwrapped().get_output_embeddings()(hidden)  # [N, L, V]
+    logits = completion_logits(bundle, inputs, completion_ids, completion_mask, prompt_index)  # [N, L, V]
     logp = torch.log_softmax(logits.float() / temperature, dim=-1)  # [N, L, V]
     ids = completion_ids.to(logp.device)
     token_logp = logp.gather(-1, ids[..., None]).squeeze(-1)  # [N, L]

@@ -70,18 +70,14 @@ def sft_loss(
     bundle, samples: list[Sample], clips: ClipLoader, hints: list[str | None] | None = None
 ) -> torch.Tensor:
     """Mean NLL per assistant token over a micro-batch; `hints[i]` renders sample i with a hint."""
-    from avatar_core.models.generation import completion_logprobs
+    from avatar_core.models.generation import completion_logprobs, right_padded
     from avatar_core.models.inputs import encode_prompts
 
     hints = hints or [None] * len(samples)
     messages = [render_messages(s, hint=h) for s, h in zip(samples, hints, strict=True)]
     inputs = encode_prompts(bundle, messages, clips.get_many(samples))
     targets = [target_ids(bundle.tokenizer, s) for s in samples]
-    length = max(t.numel() for t in targets)
-    ids = torch.full((len(samples), length), bundle.tokenizer.pad_token_id, dtype=torch.long)  # [B, L]
-    mask = torch.zeros(len(samples), length)  # [B, L]
-    for i, t in enumerate(targets):
-        ids[i, : t.numel()], mask[i, : t.numel()] = t, 1.0
+    ids, mask = right_padded(targets, bundle.tokenizer.pad_token_id)  # [B, L]
     logp = completion_logprobs(bundle, inputs, ids, mask, torch.arange(len(samples)))  # [B, L]
     mask = mask.to(logp.device)  # [B, L]
     return -(logp * mask).sum() / mask.sum()
