@@ -59,6 +59,12 @@ class SyntheticConfig(Section):
     hard_fraction: float = Field(
         0.4, ge=0, le=1, description="Share of samples drawn from the hard difficulty level."
     )
+    glow: Literal["plain", "patterned"] = Field(
+        "plain",
+        description="How a flash of av_match, localise and locate lights the scene: `plain` in the square's "
+        "colour; `patterned` in its colour through its quadrant's stripes, so where the flashing square is "
+        "can be read from every token of the frame (docs/embedded-default.md measures both).",
+    )
 
     @field_validator("frame_size")
     @classmethod

@@ -68,7 +68,9 @@ def split_sizes(cfg: SyntheticConfig) -> dict[str, int]:
 
 
 def spec_from_config(cfg: SyntheticConfig, n_frames: int) -> ClipSpec:
-    return clip_spec(cfg.frame_size, cfg.fps, cfg.duration_s, cfg.sample_rate, n_frames)
+    return clip_spec(
+        cfg.frame_size, cfg.fps, cfg.duration_s, cfg.sample_rate, n_frames, cfg.glow == "patterned"
+    )
 
 
 def plan_dataset(cfg: SyntheticConfig, seed: int, spec: ClipSpec) -> list[PlannedSample]:

@@ -78,6 +78,7 @@ class ClipSpec:
     n_samples: int  # audio length
     slots: tuple[int, ...]  # the frames the model samples: cues are centred on them
     half_width: int  # a cue covers slot - half_width .. slot + half_width
+    patterned_glow: bool = False  # a sync flash lights the scene through its quadrant's stripes
 
     @property
     def scale(self) -> float:
@@ -87,7 +88,9 @@ class ClipSpec:
         return range(max(0, slot - self.half_width), min(self.n_video_frames, slot + self.half_width + 1))
 
 
-def clip_spec(size: int, fps: int, duration_s: float, sample_rate: int, n_frames: int) -> ClipSpec:
+def clip_spec(
+    size: int, fps: int, duration_s: float, sample_rate: int, n_frames: int, patterned_glow: bool = False
+) -> ClipSpec:
     if n_frames < 4:
         raise ValueError(f"the synthetic tasks need n_frames >= 4 sampled frames, got {n_frames}")
     n_video = round(fps * duration_s)
@@ -106,6 +109,7 @@ def clip_spec(size: int, fps: int, duration_s: float, sample_rate: int, n_frames
         round(duration_s * sample_rate),
         tuple(int(s) for s in slots),
         (min_gap - 2) // 2,
+        patterned_glow,
     )
 
 

@@ -5,7 +5,10 @@ channels, so glows of squares flashing at once add up without one colour passing
 one per quadrant of the frame, each flashing a different number of times on the sampled frames;
 a flash lights the whole scene in the square's colour. Beeps sound exactly while one square (the
 target) flashes. av_match asks which colour makes the sound (options always red, green, blue);
-localise asks where that square is (options always the four quadrants). Each quadrant's
+localise asks where that square is (options always the four quadrants); locate (not in the default
+list) shows one silent square and asks where it is, localise's last step on its own. With
+`data.synthetic.glow: patterned` a flash lights the scene through its quadrant's stripes instead of
+evenly, so the place can be read from the mean of a frame's tokens. Each quadrant's
 background carries its own stripe pattern, so where a square is can be read from what is around
 it. Blanking the audio leaves 2 or 3 candidates; blanking the video leaves only the beep count.
 
@@ -70,6 +73,9 @@ SYNC_GLOW = {"easy": 100.0, "hard": 70.0}
 # 1, a rotation of at most 0.03 rad at the tiny model's frequencies; and a pattern of 4-pixel
 # stripes is what a linear patch embedding separates at once (flat grey shades were not enough).
 LANDMARK_CONTRAST = 40.0
+# A patterned glow (`data.synthetic.glow: patterned`) keeps this share of its light off the stripes,
+# so the flash still brightens every pixel and the colour counts read the same way as with plain glow.
+PATTERN_FLOOR = 0.35
 
 
 def landmark(quadrant: str, height: int, width: int) -> np.ndarray:
@@ -82,6 +88,16 @@ def landmark(quadrant: str, height: int, width: int) -> np.ndarray:
         "bottom right": ((x // 4) + (y // 4)) % 2,
     }[quadrant]
     return LANDMARK_CONTRAST * pattern.astype(np.float32)
+
+
+def glow_mask(spec: ClipSpec, quadrant: str) -> np.ndarray:
+    """[H, W] share of a flash's glow that reaches each pixel: 1 everywhere (plain), or the stripes of
+    the flashing square's quadrant spread over the whole frame (patterned: PATTERN_FLOOR off the
+    stripes, 1 on them), so the frame's mean says where the flash is."""
+    if not spec.patterned_glow:
+        return np.ones((spec.size, spec.size), dtype=np.float32)
+    stripes = landmark(quadrant, spec.size, spec.size) / LANDMARK_CONTRAST  # [H, W] 0 or 1
+    return PATTERN_FLOOR + (1.0 - PATTERN_FLOOR) * stripes
 
 
 def _sync_counts(n: int, target_count: int, rng: np.random.Generator) -> list[int]:
@@ -118,8 +134,9 @@ def sync_scene(
     for quadrant, colour, slots in zip(quadrants, colours, flash_slots, strict=True):
         rgb = AV_RGB.get(colour, PALETTE[colour])
         glow = SYNC_GLOW[difficulty] * np.asarray(rgb, dtype=np.float32) / 255.0  # [3]
+        light = glow_mask(spec, quadrant)  # [H, W]
         for t in sorted(lit_frames(spec, slots)):
-            frames[t] += glow  # [H, W, 3]: the whole scene lights up in the square's colour
+            frames[t] += light[:, :, None] * glow  # [H, W, 3]: the scene lights up in the square's colour
         cy, cx = centres[quadrant]
         box = square_box(
             cy + rng.uniform(-jitter, jitter), cx + rng.uniform(-jitter, jitter), style.side, spec
@@ -195,4 +212,22 @@ def render_localise(rng: np.random.Generator, spec: ClipSpec, difficulty: str, k
         f"<think>{steps}; {colours[target]} is at the {QUADRANTS[key]}.</think><answer>{letter}</answer>",
         {"beeps": beeps, "position": QUADRANTS[key]},
         layout,
+    )
+
+
+def render_locate(rng: np.random.Generator, spec: ClipSpec, difficulty: str, key: int) -> Rendered:
+    """One square, in quadrant `key`, flashing once or twice on the sync scene (striped quadrants,
+    glow of its colour); no sound. The purely visual form of localise's last step."""
+    colour = AV_COLOURS[int(rng.integers(len(AV_COLOURS)))]
+    frames, audio, layout = sync_scene(rng, spec, difficulty, [QUADRANTS[key]], [colour], 0)
+    audio = np.zeros_like(audio)  # the one square is the target of sync_scene: silence its beeps
+    letter = OPTION_LETTERS[key]
+    return Rendered(
+        frames,
+        audio,
+        letter,
+        list(QUADRANTS),
+        f"<think>The square is at the {QUADRANTS[key]}.</think><answer>{letter}</answer>",
+        {"position": QUADRANTS[key]},
+        {**layout, "beeps": 0},
     )

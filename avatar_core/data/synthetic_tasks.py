@@ -19,6 +19,8 @@ frames 0, 5, 10, 15).
 - count_beeps (s2, numeric, needs audio): 1-3 (easy) or 1-5 (hard) beeps of 240 or 160 ms; a square
   flashes a different number of times as a distractor.
 - av_match (s2, mc, needs both) and localise (s3, mc, needs both): synthetic_sync.py.
+- locate (s1, mc, needs video; not in the default list): one square on the sync scene, "where is
+  it?", localise's last step on its own (synthetic_sync.py).
 Hard samples use smaller, lower-contrast squares on a noisy background and quieter tones in noise.
 """
 
@@ -46,7 +48,7 @@ from avatar_core.data.synthetic_scene import (
     square_box,
     tone,
 )
-from avatar_core.data.synthetic_sync import AV_COLOURS, render_av_match, render_localise
+from avatar_core.data.synthetic_sync import AV_COLOURS, render_av_match, render_localise, render_locate
 from avatar_core.registry import Registry
 
 
@@ -198,6 +200,18 @@ _register(
         "Count the beeps, then find the square that flashes as many times and say where it is.",
         lambda d, spec: len(QUADRANTS),
         render_localise,
+    )
+)
+
+_register(
+    TaskFamily(
+        "locate",
+        "s1",
+        "mc",
+        "A square flashes. Where is the square?",
+        "Find the square and say which quarter of the frame it is in.",
+        lambda d, spec: len(QUADRANTS),
+        render_locate,
     )
 )
 

@@ -22,30 +22,49 @@ from avatar_core.rewards import build_reward_fns
 log = logging.getLogger(__name__)
 
 
-TOWER_PREFIXES = ("visual.", "audio_tower.")  # the encoders, under any wrapper's prefix
+TOWER_PREFIXES = {"vision": "visual.", "audio": "audio_tower."}  # the encoders, under any wrapper's prefix
+
+
+def tower_of(name: str) -> str | None:
+    """ "vision" or "audio" for a parameter of that encoder (e.g. model.visual.blocks.0...), else None."""
+    for tower, prefix in TOWER_PREFIXES.items():
+        if f".{prefix}" in f".{name}":
+            return tower
+    return None
 
 
 def is_tower_parameter(name: str) -> bool:
-    """Whether a parameter belongs to the vision or audio encoder (e.g. model.visual.blocks.0...)."""
-    return any(f".{prefix}" in f".{name}" for prefix in TOWER_PREFIXES)
+    """Whether a parameter belongs to the vision or audio encoder."""
+    return tower_of(name) is not None
+
+
+def tower_lr_scales(optim: OptimConfig) -> dict[str, float]:
+    """Each encoder's share of the learning rate: its own setting, else `tower_lr_scale`."""
+    vision, audio = optim.vision_lr_scale, optim.audio_lr_scale
+    return {
+        "vision": optim.tower_lr_scale if vision is None else vision,
+        "audio": optim.tower_lr_scale if audio is None else audio,
+    }
 
 
 def build_optimizer(model: torch.nn.Module, optim: OptimConfig, total_steps: int):
-    """AdamW over the trainable parameters; the encoders at `tower_lr_scale` x lr (frozen at 0)."""
-    towers, rest = [], []
+    """AdamW over the trainable parameters; each encoder at its share of lr (frozen at 0)."""
+    scales = tower_lr_scales(optim)
+    params: dict[str | None, list[torch.nn.Parameter]] = {None: [], "vision": [], "audio": []}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        if is_tower_parameter(name):
-            if optim.tower_lr_scale == 0:
-                p.requires_grad_(False)
-                continue
-            towers.append(p)
-        else:
-            rest.append(p)
-    groups = [{"params": rest, "lr": optim.lr}]
-    if towers:
-        groups.append({"params": towers, "lr": optim.lr * optim.tower_lr_scale})
+        tower = tower_of(name)
+        if tower is not None and scales[tower] == 0:
+            p.requires_grad_(False)
+            continue
+        params[tower].append(p)
+    groups = [{"params": params[None], "lr": optim.lr}]
+    groups += [
+        {"params": params[tower], "lr": optim.lr * scales[tower]}
+        for tower in ("vision", "audio")
+        if params[tower]
+    ]
     # FSDP2 mixes sharded (DTensor) and replicated parameters; the fused multi-tensor path
     # cannot take both in one list, the per-parameter path can.
     mixed = any(type(p).__name__ == "DTensor" for g in groups for p in g["params"])

@@ -18,7 +18,7 @@ from avatar_core.data.media import load_clip
 from avatar_core.data.schema import OPTION_LETTERS
 from avatar_core.data.synthetic import generate_dataset, plan_dataset, render_sample, spec_from_config
 from avatar_core.data.synthetic_scene import PALETTE, QUADRANTS, STYLES, clip_spec
-from avatar_core.data.synthetic_sync import AV_COLOURS, AV_RGB
+from avatar_core.data.synthetic_sync import AV_COLOURS, AV_RGB, PATTERN_FLOOR, glow_mask, landmark
 from avatar_core.data.synthetic_tasks import TASKS
 
 N_FRAMES = 4
@@ -104,7 +104,7 @@ def test_answers_are_recoverable_from_the_sampled_frames_and_audio(tiny_syntheti
     samples = _all(tiny_synthetic)
     layouts = _layouts(samples)
     slots = clip_spec(TINY.frame_size, TINY.fps, TINY.duration_s, TINY.sample_rate, N_FRAMES).slots
-    assert {(s.task, s.difficulty) for s in samples} == {(t, d) for t in TASKS for d in ("easy", "hard")}
+    assert {(s.task, s.difficulty) for s in samples} == {(t, d) for t in TINY.tasks for d in ("easy", "hard")}
     for s in samples:
         clip = load_clip(tiny_synthetic / s.video, n_frames=N_FRAMES, max_pixels=56 * 56)
         layout = layouts[s.id]
@@ -163,7 +163,12 @@ def test_records_are_complete_and_traces_correct(tiny_synthetic):
             for value in facts.values():  # what the rule judge checks is stated in the trace
                 assert re.search(rf"\b{re.escape(str(value))}\b", trace["think"]), (s.id, s.reasoning)
             if s.answer_type == "mc":
-                assert s.choices == {"av_match": list(AV_COLOURS), "localise": list(QUADRANTS)}[s.task]
+                assert (
+                    s.choices
+                    == {"av_match": list(AV_COLOURS), "localise": list(QUADRANTS), "locate": list(QUADRANTS)}[
+                        s.task
+                    ]
+                )
                 assert s.choices[OPTION_LETTERS.index(s.answer)] in facts.values()
 
 
@@ -177,6 +182,55 @@ def test_question_text_carries_no_information(tiny_synthetic):
     assert all(len(q) == 1 for q in questions.values()), questions
     assert {tuple(s.choices) for s in samples if s.task == "localise"} == {QUADRANTS}
     assert {tuple(s.choices) for s in samples if s.task == "av_match"} == {AV_COLOURS}
+
+
+def _glow_scores(frames: np.ndarray, lit: list[int], channel: int) -> dict[str, float]:
+    """For each quadrant's stripes spread over the frame: how much more the flash brightens the
+    pixels on them than those off them (mean lit frame minus mean unlit frame, one colour channel)."""
+    unlit = [i for i in range(len(frames)) if i not in lit]
+    diff = frames[lit, ..., channel].mean(axis=0) - frames[unlit, ..., channel].mean(axis=0)  # [H, W]
+    scores = {}
+    for quadrant in QUADRANTS:
+        on = landmark(quadrant, *diff.shape) > 0  # [H, W]
+        scores[quadrant] = float(diff[on].mean() - diff[~on].mean())
+    return scores
+
+
+@pytest.mark.parametrize("glow", ["plain", "patterned"])
+def test_locate_answer_and_glow_read_from_the_decoded_clip(tmp_path, glow):
+    """locate: one square, silent, its quadrant is the answer. With a patterned glow its flashes
+    brighten the frame along its own quadrant's stripes (and only those); with plain glow evenly."""
+    cfg = SyntheticConfig(n_train=8, n_val=0, n_test=4, tasks=["locate"], hard_fraction=0.5, glow=glow)
+    generate_dataset(cfg, tmp_path, 3, progress=False, n_frames=N_FRAMES, num_workers=0)
+    spec = spec_from_config(cfg, N_FRAMES)
+    plan = {p.id: p for p in plan_dataset(cfg, 3, spec)}
+    samples = _all(tmp_path)
+    assert len(samples) == 12 and {s.difficulty for s in samples} == {"easy", "hard"}
+    for s in samples:
+        layout = render_sample(plan[s.id], spec, 3).layout
+        clip = load_clip(tmp_path / s.video, n_frames=N_FRAMES, max_pixels=56 * 56)
+        (box,) = layout["boxes"]
+        place = s.choices[OPTION_LETTERS.index(s.answer)]
+        assert s.choices == list(QUADRANTS) and _quadrant_of(box) == place
+        assert TRACE.match(s.reasoning)["think"] == f"The square is at the {place}."
+        assert np.abs(clip.audio).max() < 0.01  # no sound to go by
+        lit = [i for i, slot in enumerate(spec.slots) if slot in layout["flash_slots"][0]]
+        channel = int(np.argmax(AV_RGB[_square_colour(clip.frames, box)]))
+        scores = _glow_scores(clip.frames.astype(np.float32), lit, channel)
+        if glow == "patterned":
+            others = [v for q, v in scores.items() if q != place]
+            assert scores[place] > 20 and max(others) < scores[place] / 2, (s.id, scores)
+        else:
+            assert max(abs(v) for v in scores.values()) < 10, (s.id, scores)
+
+
+def test_glow_mask():
+    plain = clip_spec(56, 8, 2.0, 16000, N_FRAMES)
+    patterned = clip_spec(56, 8, 2.0, 16000, N_FRAMES, patterned_glow=True)
+    assert np.array_equal(glow_mask(plain, "top left"), np.ones((56, 56), dtype=np.float32))
+    mask = glow_mask(patterned, "top right")  # vertical stripes 4 px wide: x // 4 odd
+    assert mask.shape == (56, 56) and np.unique(mask).tolist() == pytest.approx([PATTERN_FLOOR, 1.0])
+    assert mask[0, 4] == 1.0 and mask[0, 0] == pytest.approx(PATTERN_FLOOR) and mask[30, 4] == 1.0
 
 
 def test_answers_balanced_within_split_task_and_difficulty():
