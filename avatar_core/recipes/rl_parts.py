@@ -26,7 +26,7 @@ TOWER_PREFIXES = {"vision": "visual.", "audio": "audio_tower."}  # the encoders,
 
 
 def tower_of(name: str) -> str | None:
-    """ "vision" or "audio" for a parameter of that encoder (e.g. model.visual.blocks.0...), else None."""
+    """The encoder a parameter belongs to ("vision" for model.visual.blocks.0..., "audio"), or None."""
     for tower, prefix in TOWER_PREFIXES.items():
         if f".{prefix}" in f".{name}":
             return tower
