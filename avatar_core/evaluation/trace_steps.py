@@ -26,7 +26,7 @@ STEP_PATTERNS: dict[str, str] = {
     "square_flashes": r"The square flashes (\d+) times",  # count_flashes
     "colour_flashes": r"(?:red|green|blue) flashes (\d+)",  # each square's count in the sync traces
     "match": r"flashes \d+(, as many)",  # the comparison that stops the list
-    "place": r"is at the ((?:top|bottom) (?:left|right))",  # localise's last step
+    "place": r"is at the ((?:top|bottom) (?:left|right))",  # localise's last step, locate's only one
     "answer": r"<answer>(.+?)</answer>",
 }
 

@@ -40,17 +40,14 @@ def is_tower_parameter(name: str) -> bool:
 
 def tower_lr_scales(optim: OptimConfig) -> dict[str, float]:
     """Each encoder's share of the learning rate: its own setting, else `tower_lr_scale`."""
-    vision, audio = optim.vision_lr_scale, optim.audio_lr_scale
-    return {
-        "vision": optim.tower_lr_scale if vision is None else vision,
-        "audio": optim.tower_lr_scale if audio is None else audio,
-    }
+    own = {"vision": optim.vision_lr_scale, "audio": optim.audio_lr_scale}
+    return {tower: optim.tower_lr_scale if own[tower] is None else own[tower] for tower in TOWER_PREFIXES}
 
 
 def build_optimizer(model: torch.nn.Module, optim: OptimConfig, total_steps: int):
     """AdamW over the trainable parameters; each encoder at its share of lr (frozen at 0)."""
     scales = tower_lr_scales(optim)
-    params: dict[str | None, list[torch.nn.Parameter]] = {None: [], "vision": [], "audio": []}
+    params: dict[str | None, list[torch.nn.Parameter]] = {None: [], **{t: [] for t in TOWER_PREFIXES}}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
@@ -61,9 +58,7 @@ def build_optimizer(model: torch.nn.Module, optim: OptimConfig, total_steps: int
         params[tower].append(p)
     groups = [{"params": params[None], "lr": optim.lr}]
     groups += [
-        {"params": params[tower], "lr": optim.lr * scales[tower]}
-        for tower in ("vision", "audio")
-        if params[tower]
+        {"params": params[tower], "lr": optim.lr * scales[tower]} for tower in TOWER_PREFIXES if params[tower]
     ]
     # FSDP2 mixes sharded (DTensor) and replicated parameters; the fused multi-tensor path
     # cannot take both in one list, the per-parameter path can.
