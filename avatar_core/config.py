@@ -83,6 +83,27 @@ class HintsConfig(Section):
     )
 
 
+class SFTWarmupConfig(Section):
+    tasks: list[str] = Field(
+        default_factory=list,
+        description="Families SFT trains on alone before the main phase (empty: no warm-up).",
+    )
+    steps: int = Field(0, ge=0, le=BIG, description="Optimiser steps of the warm-up (0: no warm-up).")
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> SFTWarmupConfig:
+        if bool(self.tasks) != bool(self.steps):
+            raise ValueError(
+                f"tasks and steps go together: tasks {self.tasks} with steps {self.steps} "
+                "(a warm-up needs both; no warm-up: tasks [] and steps 0)"
+            )
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.steps)
+
+
 class SFTConfig(Section):
     epochs: int = Field(2, gt=0, le=100_000, description="Passes over the training traces.")
     max_steps: int | None = Field(
@@ -97,6 +118,12 @@ class SFTConfig(Section):
     eval_every: int = Field(50, gt=0, le=BIG, description="Validate every N optimiser steps.")
     save_every: int = Field(100, gt=0, le=BIG, description="Checkpoint every N optimiser steps.")
     tasks: list[str] | None = Field(None, description="Task families to train on (None: all).")
+    warmup: SFTWarmupConfig = Field(
+        default_factory=SFTWarmupConfig,
+        description="A first phase on some families alone (e.g. `locate`, where a square is, before "
+        "the families that need it), with its own optimiser state and schedule over `warmup.steps`; "
+        "the main phase then runs `max_steps` (or `epochs`) on `tasks` with a fresh one.",
+    )
     hint_fraction: float = Field(
         0.0,
         ge=0,
@@ -195,13 +222,13 @@ class AvatarConfig(Section):
                         f"rl.{ab.stage} config: {key or 'stage'}: {first['msg'].removeprefix('Value error, ')}"
                     ) from None
                 # the stage's own tasks are checked by _synthetic_data_fits under rl.<stage>.tasks
-                generated = self.data.synthetic.tasks
+                generated = self.data.synthetic.all_tasks
                 unknown = [repr(t) for t in cell.tasks if t not in generated and t not in base["tasks"]]
                 if self.data.source == "synthetic" and unknown:
                     raise ValueError(
                         f"ablation.settings.{setting_name}: variant {variant!r} trains on unknown "
                         f"task{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
-                        f"data.synthetic.tasks generates: {', '.join(generated)}"
+                        f"data.synthetic generates: {', '.join(generated)}"
                     )
         return self
 
@@ -214,15 +241,15 @@ class AvatarConfig(Section):
         if self.data.source != "synthetic":
             return self
         problems: list[str] = []
-        generated = self.data.synthetic.tasks
-        wanted = {"sft.tasks": self.sft.tasks or []}
+        generated = self.data.synthetic.all_tasks
+        wanted = {"sft.tasks": self.sft.tasks or [], "sft.warmup.tasks": self.sft.warmup.tasks}
         wanted |= {f"rl.{s}.tasks": self.rl.stage(s).tasks for s in STAGES}
         for key, names in wanted.items():
             unknown = [repr(n) for n in names if n not in generated]
             if unknown:
                 problems.append(
                     f"{key}: unknown task{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
-                    f"data.synthetic.tasks generates: {', '.join(generated)}"
+                    f"data.synthetic generates: {', '.join(generated)}"
                 )
         if problems:
             raise ValueError("\n".join(problems))

@@ -48,6 +48,12 @@ class SyntheticConfig(Section):
         default_factory=lambda: ["count_flashes", "av_match", "count_beeps", "localise"],
         description="Task families to generate; each belongs to one curriculum stage.",
     )
+    train_only_tasks: list[str] = Field(
+        default_factory=list,
+        description="Families generated in the train and validation splits only, never in test: "
+        "auxiliary skills a stage can learn first (`locate` teaches where a square is, sft.warmup) "
+        "without counting in the held-out score. The train split is spread over `tasks` and these.",
+    )
     frame_size: int = Field(
         56, ge=28, le=448, description="Width and height of the generated video in pixels (multiple of 28)."
     )
@@ -81,6 +87,31 @@ class SyntheticConfig(Section):
         if not v:
             raise ValueError("at least one task family is needed")
         return _known_unique("synthetic task", v, tuple(TASKS.names()))
+
+    @field_validator("train_only_tasks")
+    @classmethod
+    def _train_only_known(cls, v: list[str]) -> list[str]:
+        from avatar_core.data.synthetic_tasks import TASKS
+
+        return _known_unique("synthetic task", v, tuple(TASKS.names())) if v else v
+
+    @model_validator(mode="after")
+    def _train_only_apart(self) -> SyntheticConfig:
+        both = [t for t in self.train_only_tasks if t in self.tasks]
+        if both:
+            raise ValueError(
+                f"train_only_tasks: {', '.join(both)} also in data.synthetic.tasks; a family is either "
+                "scored on the test split (tasks) or trained only (train_only_tasks)"
+            )
+        return self
+
+    def split_tasks(self, split: str) -> list[str]:
+        """The families a split holds: `tasks`, plus `train_only_tasks` outside the test split."""
+        return list(self.tasks) if split == "test" else [*self.tasks, *self.train_only_tasks]
+
+    @property
+    def all_tasks(self) -> list[str]:
+        return [*self.tasks, *self.train_only_tasks]
 
 
 class MediaConfig(Section):

@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,36 @@ def sft_loss(
     return -(logp * mask).sum() / mask.sum()
 
 
+@dataclass
+class Phase:
+    """One phase of the SFT run: its training and validation samples and its optimiser steps,
+    which occupy global steps `first + 1 .. first + steps`."""
+
+    name: str  # "warmup" | "main"
+    train: list[Sample]
+    val: list[Sample]
+    steps: int
+    first: int
+
+
+def phase_data(cfg: AvatarConfig, bundle, clips: ClipLoader, tasks, key: str):
+    """(train, val, rejected) for one phase's task families; train holds samples with a trace."""
+    from avatar_core.models.kinds import fit_samples
+
+    policy = cfg.model.unsupported_media
+    samples = load_samples(cfg, "train", tasks, key=key)
+    fitted, unfit = fit_samples(bundle.kind, samples, policy, "sft train")
+    train, rejected = decodable(fitted, clips)
+    train = [s for s in train if s.reasoning]
+    if not train:
+        raise ValueError(
+            f"{cfg.paths.data_dir}: no training sample with a reasoning trace (field reasoning) "
+            f"decodes{f' for {key}' if tasks else ''}; SFT has nothing to learn from"
+        )
+    val = decodable(fit_samples(bundle.kind, validation_samples(cfg, tasks), policy, "sft val")[0], clips)[0]
+    return train, val, unfit + rejected
+
+
 def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
     scfg = cfg.sft
     out_dir, run_dir = Path(cfg.paths.sft_dir), Path(cfg.paths.runs_dir) / "sft"
@@ -93,41 +124,37 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
         log.info("sft is up to date; nothing to do")
         return json.loads((out_dir / "done.json").read_text())
 
-    from avatar_core.models.kinds import fit_samples
-
-    samples = load_samples(cfg, "train", scfg.tasks, key="sft.tasks")  # bad tasks fail before any loading
+    # bad tasks fail before any loading
+    load_samples(cfg, "train", scfg.tasks, key="sft.tasks")
+    if scfg.warmup.enabled:
+        load_samples(cfg, "train", scfg.warmup.tasks, key="sft.warmup.tasks")
     dist = Distributed.setup(cfg.distributed)
     seed_everything(cfg.seed + dist.rank)
     bundle = load_trainable_policy(cfg, "base", dist)
     model = bundle.model
     clips = open_clips(cfg)
-    policy = cfg.model.unsupported_media
-    fitted, unfit = fit_samples(bundle.kind, samples, policy, "sft train")
-    train, rejected = decodable(fitted, clips)
-    rejected = unfit + rejected
-    train = [s for s in train if s.reasoning]
-    if not train:
-        raise ValueError(
-            f"{cfg.paths.data_dir}: no training sample with a reasoning trace (field reasoning) "
-            f"decodes{' for sft.tasks' if scfg.tasks else ''}; SFT has nothing to learn from"
-        )
-    val_fitted = fit_samples(bundle.kind, validation_samples(cfg, scfg.tasks), policy, "sft val")[0]
-    val = decodable(val_fitted, clips)[0]
-    hint_of = load_hints(cfg, train) if scfg.hint_fraction > 0 else {}
     group = scfg.batch_size * dist.world  # one micro-batch of every process
+    phases: list[Phase] = []
+    rejected: list[dict[str, str]] = []
+    if scfg.warmup.enabled:
+        train, val, bad = phase_data(cfg, bundle, clips, scfg.warmup.tasks, "sft.warmup.tasks")
+        phases.append(Phase("warmup", train, val, scfg.warmup.steps, 0))
+        rejected += bad
+    train, val, bad = phase_data(cfg, bundle, clips, scfg.tasks, "sft.tasks")
     per_epoch = math.ceil(len(train) / (group * scfg.grad_accum))
-    total = scfg.max_steps or per_epoch * scfg.epochs
-    optimizer, scheduler = build_optimizer(model, scfg.optim, total)
-    rng = np.random.default_rng(cfg.seed)
-    order: list[int] = []
+    first = scfg.warmup.steps if scfg.warmup.enabled else 0
+    phases.append(Phase("main", train, val, scfg.max_steps or per_epoch * scfg.epochs, first))
+    rejected += [b for b in bad if b not in rejected]
+    total = first + phases[-1].steps
+    hint_of = load_hints(cfg, [s for ph in phases for s in ph.train]) if scfg.hint_fraction > 0 else {}
+
     step = 0
     guard = NonFiniteGuard("sft.optim.max_nonfinite_steps", scfg.optim.max_nonfinite_steps)
     resumed = ckpt.load_run(run_dir, fp, dist)
     if resumed is not None:
         saved_weights, trainer = resumed
         ckpt.restore_weights(model, saved_weights, dist)
-        ckpt.restore_trainer(trainer, optimizer, scheduler, rng)
-        order, step = list(trainer["order"]), int(trainer["step"])
+        step = int(trainer["step"])
         guard.load_state_dict(trainer.get("nonfinite"))
         log.info("resuming sft from step %d", step)
     saved_step = step
@@ -136,51 +163,68 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
 
     model.train()
     bar = tqdm(total=total, initial=step, desc="sft", disable=not progress or dist.rank > 0)
-    while step < total:
-        losses = []
-        for _ in range(scfg.grad_accum):
-            if len(order) < group:
-                order += rng.permutation(len(train)).tolist()
-            idx, order = order[:group], order[group:]
-            micro = [train[i] for i in idx[dist.rank * scfg.batch_size : (dist.rank + 1) * scfg.batch_size]]
-            hinted = [
-                hint_of.get(s.id) if hinted_in_sft(cfg.seed, step, s.id, scfg.hint_fraction) else None
-                for s in micro
-            ]
-            clips.prefetch([train[i] for i in order[: scfg.batch_size]])  # read while this batch trains
-            loss = sft_loss(bundle, micro, clips, hinted) / scfg.grad_accum
-            loss = poisoned("sft.loss", loss)
-            loss.backward()
-            losses.append(float(loss.detach()) * scfg.grad_accum)
-        dist.average_gradients(model)
-        grad_norm = dist.clip_grad_norm_(model, scfg.optim.max_grad_norm)
-        losses = dist.gather_floats(losses)  # every process's micro-batches
-        loss_value = float(np.mean(losses))
-        # every process takes the same decision: the gradient norm is global, the losses gathered
-        applied = guard.admit(step + 1, loss_value, grad_norm)
-        if applied:
-            optimizer.step()
-        advance_schedule(scheduler)
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        record = {"step": step, "loss": loss_value, "lr": scheduler.get_last_lr()[0]}
-        if not applied:
-            record["skipped"] = True
-        if val and (step % scfg.eval_every == 0 or step == total):
-            record["val_loss"] = validation_loss(bundle, val, clips, scfg.batch_size)
-        if dist.rank == 0:
-            steplog.append(record)
-        bar.set_postfix(loss=f"{record['loss']:.3f}")
-        bar.update(1)
-        guard.check(step, checkpoint_note(run_dir, saved_step, base_location(cfg)))
-        fault_point("sft.step_done")
-        # no periodic checkpoint inside a streak of skipped steps: the last one stays the last good one
-        if step % scfg.save_every == 0 and step < total and guard.streak == 0:
-            trainer = ckpt.trainer_state(
-                fp, optimizer, scheduler, rng, order=order, step=step, nonfinite=guard.state_dict()
-            )
-            ckpt.save_run(run_dir, model, trainer, dist=dist)
-            saved_step = step
+    for phase in phases:
+        if step >= phase.first + phase.steps:
+            continue  # finished before the resume
+        # each phase has its own optimiser state, schedule and sample order, as a run of its own would
+        optimizer, scheduler = build_optimizer(model, scfg.optim, phase.steps)
+        rng = np.random.default_rng(cfg.seed)
+        order: list[int] = []
+        if resumed is not None and step > phase.first:  # the checkpoint was saved inside this phase
+            ckpt.restore_trainer(resumed[1], optimizer, scheduler, rng)
+            order = list(resumed[1]["order"])
+        train, end = phase.train, phase.first + phase.steps
+        while step < end:
+            losses = []
+            for _ in range(scfg.grad_accum):
+                if len(order) < group:
+                    order += rng.permutation(len(train)).tolist()
+                idx, order = order[:group], order[group:]
+                micro = [
+                    train[i] for i in idx[dist.rank * scfg.batch_size : (dist.rank + 1) * scfg.batch_size]
+                ]
+                hinted = [
+                    hint_of.get(s.id)
+                    if hinted_in_sft(cfg.seed, step - phase.first, s.id, scfg.hint_fraction)
+                    else None
+                    for s in micro
+                ]
+                clips.prefetch([train[i] for i in order[: scfg.batch_size]])  # read while this batch trains
+                loss = sft_loss(bundle, micro, clips, hinted) / scfg.grad_accum
+                loss = poisoned("sft.loss", loss)
+                loss.backward()
+                losses.append(float(loss.detach()) * scfg.grad_accum)
+            dist.average_gradients(model)
+            grad_norm = dist.clip_grad_norm_(model, scfg.optim.max_grad_norm)
+            losses = dist.gather_floats(losses)  # every process's micro-batches
+            loss_value = float(np.mean(losses))
+            # every process takes the same decision: the gradient norm is global, the losses gathered
+            applied = guard.admit(step + 1, loss_value, grad_norm)
+            if applied:
+                optimizer.step()
+            advance_schedule(scheduler)
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            record = {"step": step, "loss": loss_value, "lr": scheduler.get_last_lr()[0]}
+            if phase.name != "main":
+                record["phase"] = phase.name
+            if not applied:
+                record["skipped"] = True
+            if phase.val and (step % scfg.eval_every == 0 or step == end):
+                record["val_loss"] = validation_loss(bundle, phase.val, clips, scfg.batch_size)
+            if dist.rank == 0:
+                steplog.append(record)
+            bar.set_postfix(loss=f"{record['loss']:.3f}")
+            bar.update(1)
+            guard.check(step, checkpoint_note(run_dir, saved_step, base_location(cfg)))
+            fault_point("sft.step_done")
+            # no periodic checkpoint inside a streak of skipped steps: the last one stays the last good one
+            if step % scfg.save_every == 0 and step < total and guard.streak == 0:
+                trainer = ckpt.trainer_state(
+                    fp, optimizer, scheduler, rng, order=order, step=step, nonfinite=guard.state_dict()
+                )
+                ckpt.save_run(run_dir, model, trainer, dist=dist)
+                saved_step = step
     bar.close()
     clips.close()
     full_state = dist.full_state(model, trainable_only=cfg.model.lora.enabled)  # gathered shards (FSDP2)
@@ -190,16 +234,19 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
 
     records = steplog.read()
     finite = [r for r in records if not r.get("skipped")]
+    main = [r for r in records if "phase" not in r]
     result = {
         "stage": "sft",
         "fingerprint": fp,
         "steps": step,
         "skipped_steps": guard.skipped,
-        "train_samples": len(train),
+        "train_samples": len(phases[-1].train),
         "final_loss": finite[-1]["loss"] if finite else None,
-        "val_loss": next((r["val_loss"] for r in reversed(records) if r.get("val_loss") is not None), None),
+        "val_loss": next((r["val_loss"] for r in reversed(main) if r.get("val_loss") is not None), None),
         "rejected_samples": rejected,
     }
+    if scfg.warmup.enabled:
+        result |= {"warmup_steps": phases[0].steps, "warmup_samples": len(phases[0].train)}
     tmp = ckpt.atomic_dir(out_dir)
     save_stage_policy(cfg, bundle, tmp / "model", "sft", full_state)
     fault_point("output.model_saved")

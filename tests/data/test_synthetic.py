@@ -299,3 +299,24 @@ def test_generator_settings_are_checked(tmp_path):
     with pytest.raises(ValueError, match="seed must be >= 0"):
         generate_dataset(SyntheticConfig(n_train=1, n_val=0, n_test=1), tmp_path, -1, progress=False)
     assert STYLES["hard"].side < STYLES["easy"].side and STYLES["hard"].tone_amp < STYLES["easy"].tone_amp
+
+
+def test_train_only_families_stay_out_of_the_test_split():
+    spec = spec_from_config(SyntheticConfig(), N_FRAMES)
+    plain = SyntheticConfig(n_train=40, n_val=10, n_test=8)
+    extra = SyntheticConfig(n_train=40, n_val=10, n_test=8, train_only_tasks=["locate"])
+    with_extra = Counter((p.split, p.task) for p in plan_dataset(extra, 0, spec))
+    assert with_extra[("train", "locate")] == 8 and with_extra[("validation", "locate")] == 2
+    assert with_extra[("test", "locate")] == 0
+    assert with_extra[("train", "count_beeps")] == 8 and with_extra[("test", "count_beeps")] == 2
+    # the test split is the one `tasks` alone would give, sample for sample
+    test_of = lambda cfg: [p for p in plan_dataset(cfg, 0, spec) if p.split == "test"]  # noqa: E731
+    assert test_of(extra) == test_of(plain)
+    assert SyntheticConfig().train_only_tasks == [] and extra.all_tasks[-1] == "locate"
+
+
+def test_train_only_families_are_checked():
+    with pytest.raises(ValueError, match="train_only_tasks: localise also in data.synthetic.tasks"):
+        SyntheticConfig(train_only_tasks=["localise"])
+    with pytest.raises(ValueError, match="unknown synthetic task 'where_is_it'"):
+        SyntheticConfig(train_only_tasks=["where_is_it"])

@@ -93,3 +93,48 @@ def test_sft_killed_at_point_then_rerun_equals_uninterrupted(
     snapshot = stage_snapshot(cfg, "sft")
     assert snapshot == reference
     assert leftovers(cfg) == []
+
+
+# SFT with a 4-step warm-up phase (sft.warmup) before its 4 main steps, a checkpoint every 2 steps:
+# a kill inside the warm-up, right after its last checkpoint, and inside the main phase.
+WARMUP_KILL_POINTS = [
+    ("sft.step_done#3", "warm-up step 3 applied, last checkpoint at warm-up step 2", 2),
+    ("sft.step_done#5", "main step 1 applied, last checkpoint the warm-up's end", 4),
+    ("sft.step_done#7", "main step 3 applied, last checkpoint at main step 2", 6),
+]
+WARMUP = {"data.synthetic.train_only_tasks": ["locate"], "data.synthetic.n_train": 10,
+          "sft.warmup": {"tasks": ["locate"], "steps": 4}}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def warmup_reference(tmp_path_factory) -> tuple[Path, dict]:
+    """A data set with the `locate` family and an uninterrupted SFT with a warm-up on it."""
+    from avatar_core.recipes.common import set_threads
+    from avatar_core.recipes.ingest import run_ingest
+
+    set_threads(1)  # one torch thread: a forked child of a multi-threaded pool can deadlock
+    root = tmp_path_factory.mktemp("warmup_project")
+    cfg = fault_config(root, **WARMUP)
+    run_ingest(cfg, progress=False)
+    clean = tmp_path_factory.mktemp("warmup_clean") / "project"
+    shutil.copytree(root, clean, symlinks=True)
+    run_sft(fault_config(clean, **WARMUP), progress=False)
+    return root, stage_snapshot(fault_config(clean, **WARMUP), "sft")
+
+
+@pytest.mark.parametrize(
+    ("point", "what", "resume_step"), WARMUP_KILL_POINTS, ids=[p[0] for p in WARMUP_KILL_POINTS]
+)
+def test_sft_with_warmup_killed_then_rerun_equals_uninterrupted(
+    warmup_reference, tmp_path: Path, caplog, point: str, what: str, resume_step: int
+) -> None:
+    source, reference = warmup_reference
+    shutil.copytree(source, tmp_path / "project", symlinks=True)
+    cfg = fault_config(tmp_path / "project", **WARMUP)
+    assert killed_run(lambda: run_sft(cfg, progress=False), f"{point}=kill") == -9, what
+    with caplog.at_level(logging.INFO):
+        result = run_sft(cfg, progress=False)
+    assert _resumed_from(caplog, "sft") == resume_step, what
+    assert result["steps"] == 4 + SFT_STEPS and result["warmup_steps"] == 4
+    assert stage_snapshot(cfg, "sft") == reference
+    assert leftovers(cfg) == []
