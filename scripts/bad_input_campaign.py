@@ -72,6 +72,8 @@ def write_params(project: Path, **changes: object) -> Path:
     data["data"].update(num_workers=0)
     data["data"]["synthetic"].update(n_train=8, n_val=0, n_test=4)
     data["sft"].update(max_steps=4, batch_size=4, save_every=2)
+    if data["sft"].get("warmup", {}).get("steps"):
+        data["sft"]["warmup"]["steps"] = 2  # the warm-up phase runs too, briefly
     for stage in ("s1", "s2", "s3"):  # a stage section lists what it changes from rl.defaults
         data["rl"][stage] = data["rl"].get(stage) or {}
         data["rl"][stage].update(steps=2, prompts_per_step=2, group_size=2, save_every=1)

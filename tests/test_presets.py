@@ -76,3 +76,15 @@ def test_unknown_or_invalid_preset_leaves_params_untouched(params: Path, tmp_pat
     with pytest.raises(ConfigError, match=r"model\.lora\.r: Input should be greater than 0"):
         apply_preset("broken", params)
     assert params.read_text() == before
+
+
+def test_locate_first_preset_is_the_documented_recipe(params: Path) -> None:
+    before = load_config(params)
+    assert main(["preset", "tiny_locate_first", "--params", str(params)]) == 0
+    cfg = load_config(params)
+    assert cfg.model.name_or_path == "tiny" and cfg.data.synthetic.tasks == before.data.synthetic.tasks
+    assert cfg.data.synthetic.train_only_tasks == ["locate"] and cfg.data.synthetic.glow == "patterned"
+    assert cfg.data.synthetic.split_tasks("test") == before.data.synthetic.tasks  # the same scored families
+    assert (cfg.sft.warmup.tasks, cfg.sft.warmup.steps, cfg.sft.max_steps) == (["locate"], 600, 1500)
+    assert cfg.sft.optim.vision_lr_scale == 0.0
+    assert all(cfg.rl.stage(s).optim.vision_lr_scale == 0.0 for s in ("s1", "s2", "s3"))

@@ -1,8 +1,9 @@
-"""Params presets for real models: overlays that `avatar preset NAME` merges into params.yaml.
+"""Params presets: overlays that `avatar preset NAME` merges into params.yaml, for real models and
+for variants of the embedded default (tiny_*).
 
-Each `<name>.yaml` here holds only the keys that differ from the embedded default for that
-model (its checkpoint, dtype, LoRA, media, processes and the authors' RL settings), with a header
-saying where each value comes from. Merging writes the result back to params.yaml after checking
+Each `<name>.yaml` here holds only the keys that differ from the embedded default (for a model:
+its checkpoint, dtype, LoRA, media, processes and the authors' RL settings), with a header saying
+where each value comes from. Merging writes the result back to params.yaml after checking
 it against the config, so the values still live in one place and DVC sees them. Keys absent from
 the overlay (paths, data source, task lists per stage) keep their params.yaml values.
 """

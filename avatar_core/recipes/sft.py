@@ -11,6 +11,13 @@ validation loss, resumable checkpoints every `save_every` steps, the final model
 A step with a non-finite loss or gradient is skipped (recipes/guards.py). The metrics are
 published before the output folder is renamed into place, so a finished stage always has them.
 
+Phases (differs from the paper, whose SFT is one pass over its data): `sft.warmup` trains some
+families alone first (the embedded default: `locate`, where one square is, which the tiny decoder
+learns only on its own and which localise then needs), then the main phase trains `sft.tasks`.
+Each phase has its own optimiser state, schedule and sample order, so a warm-up run equals an SFT
+on the warm-up families followed by a second SFT started from its model (tests/recipes checks it
+byte for byte); global step numbers run on across phases and warm-up log records say `phase`.
+
 With several processes the sample order is global: each optimiser step takes
 `batch_size x grad_accum x processes` samples and process r trains on its r-th slice of every
 micro-batch group, so N processes compute the same update as one process with N times the

@@ -23,7 +23,8 @@ def fault_config(root: Path, **changes: object) -> AvatarConfig:
     data["paths"] = {k: str(root / Path(v)) for k, v in data["paths"].items()}
     data["num_threads"] = 1
     data["data"]["num_workers"] = 0
-    data["data"]["synthetic"].update(n_train=8, n_val=0, n_test=4)
+    data["data"]["synthetic"].update(n_train=8, n_val=0, n_test=4, train_only_tasks=[])
+    data["sft"]["warmup"] = {"tasks": [], "steps": 0}  # a warm-up's kills: WARMUP_KILL_POINTS
     data["sft"].update(max_steps=SFT_STEPS, batch_size=4, save_every=SAVE_EVERY, eval_every=1000)
     for stage in ("s1", "s2", "s3"):
         rl = data["rl"][stage]

@@ -13,7 +13,10 @@ def tiny_config(root: Path, **stage_overrides) -> AvatarConfig:
     """params.yaml with every path under `root` and sizes small enough for a unit test."""
     base = load_config(REPO / "params.yaml").model_dump(mode="json")
     base["paths"] = {k: str(root / Path(v)) for k, v in base["paths"].items()}
-    base["data"]["synthetic"].update(n_train=16, n_val=4, n_test=8)
+    base["data"]["synthetic"].update(n_train=16, n_val=4, n_test=8, train_only_tasks=[])
+    # the shared project keeps the four scored families and one SFT phase; the warm-up phase and the
+    # train-only families have tests of their own (test_sft_warmup.py, tests/faults, tests/data)
+    base["sft"]["warmup"] = {"tasks": [], "steps": 0}
     # 150 steps teach the format on 16 clips (about 30 s), so RL starts from varied rewards.
     base["sft"].update(max_steps=150, batch_size=4, save_every=1000)
     base["sft"]["optim"].update(lr=3e-3)
