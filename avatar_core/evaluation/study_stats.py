@@ -46,7 +46,11 @@ def _interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(values, [tail, 1.0 - tail])
+    with np.errstate(invalid="ignore"):  # interpolating between two infinite order statistics: inf - inf
+        bounds = np.quantile(values, [tail, 1.0 - tail])  # [2]
+    # a ratio resampled as +inf on both sides of a bound is +inf there, not "undefined"
+    nearest = np.quantile(values, [tail, 1.0 - tail], method="nearest")  # [2]
+    low, high = np.where(np.isnan(bounds), nearest, bounds)
     return float(low), float(high)
 
 
