@@ -131,7 +131,11 @@ class AblationConfig(Section):
     stage: str = Field(
         "s1", description="RL stage whose config (rl.defaults + rl.<stage>) and task data every cell uses."
     )
-    start: str = Field("sft", description="Checkpoint every cell starts from (the same for all cells).")
+    start: str = Field(
+        "sft",
+        description="Checkpoint every cell starts from (the same for all cells): base or sft. An RL "
+        "stage's checkpoint is not supported: a cell keeps its RL checkpoints in its own folder.",
+    )
     seeds: list[int] = Field(
         default_factory=lambda: [1, 2, 3, 4, 5],
         description="Seeds of the reported cells (each 0..2**32-1, as `seed`); choose settings on other "
@@ -178,6 +182,11 @@ class AblationConfig(Section):
         ):
             if name not in valid:
                 raise ValueError(f"ablation.{key}: unknown {kind} {name!r}; valid names: {', '.join(valid)}")
+        if self.start in STAGES:
+            raise ValueError(
+                f"ablation.start: {self.start!r} is not supported; a cell keeps its RL checkpoints in a "
+                "folder of its own and starts from base or sft"
+            )
         if self.baseline not in self.variants:
             raise ValueError(f"baseline {self.baseline!r} is not one of the variants {sorted(self.variants)}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):

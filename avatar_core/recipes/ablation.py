@@ -145,7 +145,14 @@ def run_cell(cfg: AvatarConfig, setting: str, variant: str, seed: int, progress:
     samples = load_samples(cfg, ab.eval_split, scfg.tasks)
     hook = BudgetEvaluator(run_cfg, samples, ab.eval_every, scfg.steps, out / "curve.jsonl")
     try:
-        result = run_rl(run_cfg, ab.stage, progress=progress, init_stage=ab.start, hook=hook)
+        result = run_rl(
+            run_cfg,
+            ab.stage,
+            progress=progress,
+            init_stage=ab.start,
+            hook=hook,
+            start_identity=effective["start_identity"],  # the same model and start folder as run_cfg's
+        )
     finally:
         hook.clips.close()
     shutil.copyfile(runs / "state" / ab.stage / "log.jsonl", out / "log.jsonl")

@@ -133,13 +133,17 @@ def run_rl(
     *,
     init_stage: str | None = None,
     hook: StepHook | None = None,
+    start_identity: dict | None = None,
 ) -> dict:
     """Run one RL stage; `init_stage` names the checkpoint it starts from (default: the stage
-    before it in the curriculum), `hook` is called after every step."""
+    before it in the curriculum), `hook` is called after every step, `start_identity` is
+    `stage_identity(cfg, init_stage)` when the caller has it already (an ablation cell: a real
+    checkpoint's digest reads gigabytes)."""
     scfg = cfg.rl.stage(stage)
     out_dir, run_dir = Path(cfg.paths.rl_dir) / stage, Path(cfg.paths.runs_dir) / stage
     init_stage = init_stage or previous_stage(stage)
-    fp = ckpt.fingerprint(stage, cfg.seed, scfg.model_dump(mode="json"), stage_identity(cfg, init_stage))
+    identity = start_identity if start_identity is not None else stage_identity(cfg, init_stage)
+    fp = ckpt.fingerprint(stage, cfg.seed, scfg.model_dump(mode="json"), identity)
     done = out_dir / "done.json"
     if done.is_file() and _read_json(done).get("fingerprint") == fp:
         log.info("stage %s is up to date (%s); nothing to do", stage, done)

@@ -127,3 +127,27 @@ def test_bad_variant_settings_fail_at_load_time(project):
         config_from_dict({"ablation": {"variants": {"grpo": {"objective.name": "ppo"}, "avatar": {}}}})
     with pytest.raises(ConfigError, match=r"setting 'x' runs variants \['nope'\]"):
         config_from_dict({"ablation": {"settings": {"x": {"variants": ["nope"]}}}})
+    # a cell's rl_dir is its own folder, where an RL start checkpoint would be looked for in vain
+    with pytest.raises(
+        ConfigError, match=r"ablation.start: 's1' is not supported; .* starts from base or sft"
+    ):
+        config_from_dict({"ablation": {"start": "s1", "stage": "s2"}})
+
+
+def test_a_cell_digests_its_start_checkpoint_once(project, monkeypatch):
+    """A real model's start checkpoint is gigabytes: the cell's identity and the RL stage's
+    fingerprint share one digest of it."""
+    from avatar_core.recipes import checkpoint
+
+    cfg = _smoke(project)
+    start = Path(cfg.paths.sft_dir) / "model"
+    digested: list[Path] = []
+    real = checkpoint.directory_digest
+
+    def counting(folder, *args, **kwargs):
+        digested.append(Path(folder))
+        return real(folder, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "directory_digest", counting)
+    run_ablate(cfg, "binary", "avatar", 1, progress=False)
+    assert digested.count(start) == 1, digested
