@@ -12,8 +12,9 @@ A step with a non-finite loss or gradient is skipped (recipes/guards.py). The me
 published before the output folder is renamed into place, so a finished stage always has them.
 
 Phases (differs from the paper, whose SFT is one pass over its data): `sft.warmup` trains some
-families alone first (the embedded default: `locate`, where one square is, which the tiny decoder
-learns only on its own and which localise then needs), then the main phase trains `sft.tasks`.
+families alone first (the preset tiny_locate_first: `locate`, where one square is, which the tiny
+decoder learns only on its own and which localise needs; off in the default), then the main phase
+trains `sft.tasks`.
 Each phase has its own optimiser state, schedule and sample order, so a warm-up run equals an SFT
 on the warm-up families followed by a second SFT started from its model (tests/recipes checks it
 byte for byte); global step numbers run on across phases and warm-up log records say `phase`.
