@@ -107,7 +107,7 @@ class SyntheticConfig(Section):
 
     def split_tasks(self, split: str) -> list[str]:
         """The families a split holds: `tasks`, plus `train_only_tasks` outside the test split."""
-        return list(self.tasks) if split == "test" else [*self.tasks, *self.train_only_tasks]
+        return list(self.tasks) if split == "test" else self.all_tasks
 
     @property
     def all_tasks(self) -> list[str]:

@@ -104,12 +104,12 @@ class Phase:
     first: int
 
 
-def phase_data(cfg: AvatarConfig, bundle, clips: ClipLoader, tasks, key: str):
-    """(train, val, rejected) for one phase's task families; train holds samples with a trace."""
+def phase_data(cfg: AvatarConfig, bundle, clips: ClipLoader, samples: list[Sample], tasks, key: str):
+    """(train, val, rejected) for one phase: `samples` are its training samples (load_samples of its
+    `tasks`, named by params key `key`); train keeps those that decode and have a trace."""
     from avatar_core.models.kinds import fit_samples
 
     policy = cfg.model.unsupported_media
-    samples = load_samples(cfg, "train", tasks, key=key)
     fitted, unfit = fit_samples(bundle.kind, samples, policy, "sft train")
     train, rejected = decodable(fitted, clips)
     train = [s for s in train if s.reasoning]
@@ -133,9 +133,10 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
         return json.loads((out_dir / "done.json").read_text())
 
     # bad tasks fail before any loading
-    load_samples(cfg, "train", scfg.tasks, key="sft.tasks")
-    if scfg.warmup.enabled:
-        load_samples(cfg, "train", scfg.warmup.tasks, key="sft.warmup.tasks")
+    main_samples = load_samples(cfg, "train", scfg.tasks, key="sft.tasks")
+    warmup_samples = (
+        load_samples(cfg, "train", scfg.warmup.tasks, key="sft.warmup.tasks") if scfg.warmup.enabled else []
+    )
     dist = Distributed.setup(cfg.distributed)
     seed_everything(cfg.seed + dist.rank)
     bundle = load_trainable_policy(cfg, "base", dist)
@@ -145,14 +146,17 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
     phases: list[Phase] = []
     rejected: list[dict[str, str]] = []
     if scfg.warmup.enabled:
-        train, val, bad = phase_data(cfg, bundle, clips, scfg.warmup.tasks, "sft.warmup.tasks")
+        train, val, bad = phase_data(
+            cfg, bundle, clips, warmup_samples, scfg.warmup.tasks, "sft.warmup.tasks"
+        )
         phases.append(Phase("warmup", train, val, scfg.warmup.steps, 0))
         rejected += bad
-    train, val, bad = phase_data(cfg, bundle, clips, scfg.tasks, "sft.tasks")
+    train, val, bad = phase_data(cfg, bundle, clips, main_samples, scfg.tasks, "sft.tasks")
     per_epoch = math.ceil(len(train) / (group * scfg.grad_accum))
     first = scfg.warmup.steps if scfg.warmup.enabled else 0
     phases.append(Phase("main", train, val, scfg.max_steps or per_epoch * scfg.epochs, first))
-    rejected += [b for b in bad if b not in rejected]
+    listed = {b["id"] for b in rejected}  # a warm-up family's bad clip is the main phase's too
+    rejected += [b for b in bad if b["id"] not in listed]
     total = first + phases[-1].steps
     hint_of = load_hints(cfg, [s for ph in phases for s in ph.train]) if scfg.hint_fraction > 0 else {}
 
@@ -160,10 +164,10 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
     guard = NonFiniteGuard("sft.optim.max_nonfinite_steps", scfg.optim.max_nonfinite_steps)
     resumed = ckpt.load_run(run_dir, fp, dist)
     if resumed is not None:
-        saved_weights, trainer = resumed
+        saved_weights, saved_trainer = resumed
         ckpt.restore_weights(model, saved_weights, dist)
-        step = int(trainer["step"])
-        guard.load_state_dict(trainer.get("nonfinite"))
+        step = int(saved_trainer["step"])
+        guard.load_state_dict(saved_trainer.get("nonfinite"))
         log.info("resuming sft from step %d", step)
     saved_step = step
     steplog = StepLog(run_dir / "log.jsonl")
@@ -179,8 +183,8 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
         rng = np.random.default_rng(cfg.seed)
         order: list[int] = []
         if resumed is not None and step > phase.first:  # the checkpoint was saved inside this phase
-            ckpt.restore_trainer(resumed[1], optimizer, scheduler, rng)
-            order = list(resumed[1]["order"])
+            ckpt.restore_trainer(saved_trainer, optimizer, scheduler, rng)
+            order = list(saved_trainer["order"])
         train, end = phase.train, phase.first + phase.steps
         while step < end:
             losses = []
