@@ -9,18 +9,17 @@ import shutil
 from pathlib import Path
 
 import pytest
-from recipe_helpers import REPO
+from recipe_helpers import tiny_config
 from safetensors.torch import load_file
 
-from avatar_core.config import config_from_dict, load_config
+from avatar_core.config import config_from_dict
 from avatar_core.recipes import sft as sft_recipe
 
 WARMUP, MAIN = 3, 3
 
 
 def _config(root: Path, **sft_changes):
-    data = load_config(REPO / "params.yaml").model_dump(mode="json")
-    data["paths"] = {k: str(root / Path(v)) for k, v in data["paths"].items()}
+    data = tiny_config(root).model_dump(mode="json")  # params.yaml, paths under root
     data["num_threads"] = 1
     data["data"]["num_workers"] = 0
     data["data"]["synthetic"].update(n_train=20, n_val=5, n_test=4, train_only_tasks=["locate"])
