@@ -9,6 +9,10 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# Test workers (pytest-xdist): one per core. A file runs whole on one worker, so a module's
+# fixtures are built once; `make test TEST_WORKERS=0` runs in one process.
+TEST_WORKERS ?= auto
+XDIST := -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: setup demo test test-fast lint bench clean
 
@@ -19,10 +23,10 @@ demo: setup
 	@bash scripts/demo.sh
 
 test: setup
-	$(PY) -m pytest -q -m "not gpu" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not gpu" $(XDIST) $(PYTEST_ARGS)
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not gpu and not e2e and not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not gpu and not e2e and not slow" $(XDIST) $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
