@@ -87,13 +87,20 @@ def open_clips(cfg: AvatarConfig, root: str | Path | None = None) -> ClipLoader:
     return ClipLoader(source, cache_bytes=int(settings.cache_mb * 2**20), threads=settings.threads)
 
 
-def decodable(samples: list[Sample], clips: ClipLoader) -> tuple[list[Sample], list[dict[str, str]]]:
+def decodable(
+    samples: list[Sample], clips: ClipLoader, reported: set[str] | None = None
+) -> tuple[list[Sample], list[dict[str, str]]]:
     """Split samples into those whose media the store holds and a report of those it does not.
     Ingest already decoded every clip (and rejected those that failed), so nothing is read here:
-    a stage starts in the same time whatever the data set size."""
+    a stage starts in the same time whatever the data set size. A stage that checks overlapping
+    lists (SFT's phases, training and validation) passes one `reported` set, so each skipped
+    sample is logged once."""
     good, bad = clips.check(samples)
     for b in bad:
-        log.warning("skipping sample %s: %s", b["id"], b["reason"])
+        if reported is None or b["id"] not in reported:
+            log.warning("skipping sample %s: %s", b["id"], b["reason"])
+        if reported is not None:
+            reported.add(b["id"])
     return good, bad
 
 

@@ -104,21 +104,25 @@ class Phase:
     first: int
 
 
-def phase_data(cfg: AvatarConfig, bundle, clips: ClipLoader, samples: list[Sample], tasks, key: str):
+def phase_data(
+    cfg: AvatarConfig, bundle, clips: ClipLoader, samples: list[Sample], tasks, key: str, reported: set[str]
+):
     """(train, val, rejected) for one phase: `samples` are its training samples (load_samples of its
-    `tasks`, named by params key `key`); train keeps those that decode and have a trace."""
+    `tasks`, named by params key `key`); train keeps those that decode and have a trace. `reported`
+    holds the ids already logged as skipped (a warm-up family's samples are the main phase's too)."""
     from avatar_core.models.kinds import fit_samples
 
     policy = cfg.model.unsupported_media
     fitted, unfit = fit_samples(bundle.kind, samples, policy, "sft train")
-    train, rejected = decodable(fitted, clips)
+    train, rejected = decodable(fitted, clips, reported)
     train = [s for s in train if s.reasoning]
     if not train:
         raise ValueError(
             f"{cfg.paths.data_dir}: no training sample with a reasoning trace (field reasoning) "
             f"decodes{f' for {key}' if tasks else ''}; SFT has nothing to learn from"
         )
-    val = decodable(fit_samples(bundle.kind, validation_samples(cfg, tasks), policy, "sft val")[0], clips)[0]
+    val_fitted = fit_samples(bundle.kind, validation_samples(cfg, tasks), policy, "sft val")[0]
+    val = decodable(val_fitted, clips, reported)[0]
     return train, val, unfit + rejected
 
 
@@ -145,13 +149,14 @@ def run_sft(cfg: AvatarConfig, progress: bool = True) -> dict:
     group = scfg.batch_size * dist.world  # one micro-batch of every process
     phases: list[Phase] = []
     rejected: list[dict[str, str]] = []
+    reported: set[str] = set()
     if scfg.warmup.enabled:
         train, val, bad = phase_data(
-            cfg, bundle, clips, warmup_samples, scfg.warmup.tasks, "sft.warmup.tasks"
+            cfg, bundle, clips, warmup_samples, scfg.warmup.tasks, "sft.warmup.tasks", reported
         )
         phases.append(Phase("warmup", train, val, scfg.warmup.steps, 0))
         rejected += bad
-    train, val, bad = phase_data(cfg, bundle, clips, main_samples, scfg.tasks, "sft.tasks")
+    train, val, bad = phase_data(cfg, bundle, clips, main_samples, scfg.tasks, "sft.tasks", reported)
     per_epoch = math.ceil(len(train) / (group * scfg.grad_accum))
     first = scfg.warmup.steps if scfg.warmup.enabled else 0
     phases.append(Phase("main", train, val, scfg.max_steps or per_epoch * scfg.epochs, first))

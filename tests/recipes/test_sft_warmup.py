@@ -101,3 +101,30 @@ def test_warmup_of_a_family_the_data_lacks_is_refused(warm_project, tmp_path):
         _config(root, warmup={"tasks": ["count_cats"], "steps": 2})
     with pytest.raises(ValueError, match="sft.warmup: tasks and steps go together"):
         _config(root, warmup={"tasks": ["locate"], "steps": 0})
+
+
+def test_a_warmup_sample_without_media_is_reported_once(warm_project, tmp_path, caplog):
+    from datasets import load_from_disk
+
+    root = tmp_path / "p"
+    shutil.copytree(warm_project, root)
+    cfg = _config(root)
+    # point one `locate` training sample (trained in both phases) at a clip the store does not hold
+    dataset_dir = Path(cfg.paths.data_dir) / "dataset"
+    splits = load_from_disk(str(dataset_dir))
+    train = splits["train"]
+    index = train["task"].index("locate")
+    missing = train[index]["id"]
+    splits["train"] = train.map(
+        lambda row, i: {"video": "media/not-there.mp4"} if i == index else {}, with_indices=True
+    )
+    splits.save_to_disk(str(root / "dataset-edited"))
+    shutil.rmtree(dataset_dir)
+    (root / "dataset-edited").rename(dataset_dir)
+
+    with caplog.at_level("WARNING", logger="avatar_core.recipes.common"):
+        result = sft_recipe.run_sft(cfg, progress=False)
+    skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipping sample")]
+    assert skipped == [f"skipping sample {missing}: no entry in the media store"]
+    assert [b["id"] for b in result["rejected_samples"]] == [missing]
+    assert result["warmup_samples"] == 3 and result["train_samples"] == 19
