@@ -10,7 +10,9 @@ to its blank level without video, one that needs to hear without audio. Each ben
 scored the way it defines itself (avatar_core.evaluation.official: CG-AV-Counting exact /
 off-by-one / MAE / RMSE, IntentBench's creators' scores, accuracy per category for the others).
 A configured benchmark whose folder or annotation file is missing is reported and left out, not
-fatal; so are records whose media do not decode. When an RL stage rewards with a model judge, the
+fatal; so are records whose media do not decode. Each set has one clip loader for the whole
+evaluation, so a benchmark whose clips fit in `data.loader.cache_mb` is decoded once for the
+undecodable check, every checkpoint and every control. When an RL stage rewards with a model judge, the
 judge itself is checked too (`avatar_core.evaluation.judge_check`: matching reasoning scored with
 the frames vs blank frames). Writes results.json (with a `benchmarks` report: layout detected,
 records read / rejected / skipped / undecodable, or why a benchmark was not evaluated),
@@ -24,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
+from contextlib import ExitStack
 from pathlib import Path
 
 from avatar_core.config import AvatarConfig
@@ -119,14 +122,13 @@ def undecodable_split(samples: list[Sample], clips: ClipLoader) -> tuple[list[Sa
     return good, bad
 
 
-def drop_undecodable(cfg: AvatarConfig, sets: dict, report: dict) -> None:
+def drop_undecodable(sets: dict, report: dict, loaders: dict[str, ClipLoader]) -> None:
     """Leave out benchmark records whose media do not decode, listing them in the report."""
     for name in list(sets):
         if name not in report:
             continue
         samples, root = sets[name]
-        with open_clips(cfg, root=root) as clips:
-            good, bad = undecodable_split(samples, clips)
+        good, bad = undecodable_split(samples, loaders[name])
         report[name]["undecodable"] = len(bad)
         report[name]["undecodable_records"] = bad
         report[name]["evaluated"] = len(good)
@@ -171,7 +173,18 @@ def run_evaluate(cfg: AvatarConfig, progress: bool = True) -> dict:
     sets: dict[str, tuple[list[Sample], Path | None]] = {s: (load_samples(cfg, s), None) for s in e.splits}
     benchmark_sets, report = load_benchmarks(cfg)
     sets.update(benchmark_sets)
-    drop_undecodable(cfg, sets, report)
+    with ExitStack() as stack:
+        # One loader per set for the whole evaluation: the clips decoded by the check below stay in
+        # its cache (cache_mb) for every checkpoint and control, so a benchmark that fits is decoded once.
+        loaders = {name: stack.enter_context(open_clips(cfg, root=root)) for name, (_, root) in sets.items()}
+        drop_undecodable(sets, report, loaders)
+        return _evaluate_sets(cfg, sets, report, loaders, progress)
+
+
+def _evaluate_sets(
+    cfg: AvatarConfig, sets: dict, report: dict, loaders: dict[str, ClipLoader], progress: bool
+) -> dict:
+    e = cfg.evaluate
     for name, (samples, root) in sets.items():
         root = root if root is not None else media_root(cfg)
         export_lm_eval_jsonl(samples, Path(cfg.paths.eval_dir) / "lm_eval" / f"{name}.jsonl", root)
@@ -202,33 +215,33 @@ def run_evaluate(cfg: AvatarConfig, progress: bool = True) -> dict:
             continue
         bundle = load_stage_policy(cfg, stage)
         stage_results = {}
-        for name, (all_samples, root) in sets.items():
+        for name, (all_samples, _) in sets.items():
             samples, unfit = fit_samples(
                 bundle.kind, all_samples, cfg.model.unsupported_media, f"evaluate {stage}/{name}"
             )
             entry: dict = {"rejected_samples": len(unfit)} if unfit else {}
             runs = ["media", *(e.controls if stage in control_stages else [])]
-            with open_clips(cfg, root=root) as loader:  # one cache for the media run and its controls
-                for run in runs:
-                    texts = greedy_answers(
-                        bundle,
-                        samples,
-                        control_clips(loader, run),  # blanked on the fly, nothing decoded twice
-                        e.max_new_tokens,
-                        e.batch_size,
-                        desc=f"{stage}/{name} {run}",
-                        progress=progress,
-                    )
-                    entry[run] = summarise(
-                        score_answers(texts, samples), samples, e.bootstrap_samples, e.confidence
-                    )
-                    if run == "media":
-                        entry["examples"] = [
-                            {"id": s.id, "answer": s.answer, "output": t}
-                            for s, t in zip(samples[:3], texts[:3], strict=False)
-                        ]
-                        if name in report:
-                            entry["official"] = official_metrics(name, samples, texts)
+            loader = loaders[name]
+            for run in runs:
+                texts = greedy_answers(
+                    bundle,
+                    samples,
+                    control_clips(loader, run),  # blanked on the fly, nothing decoded twice
+                    e.max_new_tokens,
+                    e.batch_size,
+                    desc=f"{stage}/{name} {run}",
+                    progress=progress,
+                )
+                entry[run] = summarise(
+                    score_answers(texts, samples), samples, e.bootstrap_samples, e.confidence
+                )
+                if run == "media":
+                    entry["examples"] = [
+                        {"id": s.id, "answer": s.answer, "output": t}
+                        for s, t in zip(samples[:3], texts[:3], strict=False)
+                    ]
+                    if name in report:
+                        entry["official"] = official_metrics(name, samples, texts)
             stage_results[name] = entry
             log.info(
                 "%s on %s: accuracy %.3f%s",

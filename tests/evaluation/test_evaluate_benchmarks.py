@@ -102,3 +102,44 @@ def test_evaluate_records_official_metrics_and_reports_what_it_could_not_read(tm
         assert f"## {name}: official metrics, stage base" in md
     assert records[-1]["benchmarks"]["dailyomni"]["status"] == "missing"
     assert "## Benchmarks not evaluated in the latest run\n\n- dailyomni: dailyomni: benchmark folder" in md
+
+
+def test_a_benchmark_clip_is_decoded_once_for_the_whole_evaluation(tmp_path: Path, monkeypatch) -> None:
+    """The undecodable check, the media run and every control share one loader per set: a benchmark
+    that fits in the cache is decoded once, however many runs read it."""
+    from avatar_core.recipes import evaluate as evaluate_recipe
+
+    root = build_layout("worldsense", "creators", tmp_path / "bench" / "worldsense")
+    cfg = AvatarConfig.model_validate(
+        {
+            "paths": {"model_dir": str(tmp_path / "base"), "eval_dir": str(tmp_path / "results" / "eval")},
+            "evaluate": {
+                "splits": [],
+                "checkpoints": ["base"],
+                "benchmarks": [{"name": "worldsense", "root": str(root)}],
+                "max_new_tokens": 4,
+                "batch_size": 4,
+                "bootstrap_samples": 20,
+                "controls": ["blank_media", "blank_video", "blank_audio"],
+            },
+        }
+    )
+    samples = load_benchmark("worldsense", root).samples
+    corpus = [SYSTEM_PROMPT] + [format_question(s) for s in samples]
+    save_policy(build_tiny_policy(cfg.model.tiny, corpus, seed=3), cfg.paths.model_dir)
+    opened = []
+    real_open = evaluate_recipe.open_clips
+
+    def recording_open(*args, **kwargs):
+        loader = real_open(*args, **kwargs)
+        opened.append(loader)
+        return loader
+
+    monkeypatch.setattr(evaluate_recipe, "open_clips", recording_open)
+    set_threads(1)
+    results = run_evaluate(cfg, progress=False)
+
+    entry = results["stages"]["base"]["worldsense"]
+    assert all(entry[run]["n"] == len(samples) for run in ("media", *cfg.evaluate.controls))
+    assert len(opened) == 1
+    assert opened[0].stats.loads == len({s.video for s in samples})
