@@ -5,6 +5,7 @@ warm-up families, its model copied to a base folder, a second SFT from it), byte
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -103,7 +104,7 @@ def test_warmup_of_a_family_the_data_lacks_is_refused(warm_project, tmp_path):
         _config(root, warmup={"tasks": ["locate"], "steps": 0})
 
 
-def test_a_warmup_sample_without_media_is_reported_once(warm_project, tmp_path, caplog):
+def test_a_warmup_sample_without_media_is_reported_once(warm_project, tmp_path, monkeypatch):
     from datasets import load_from_disk
 
     root = tmp_path / "p"
@@ -122,9 +123,21 @@ def test_a_warmup_sample_without_media_is_reported_once(warm_project, tmp_path, 
     shutil.rmtree(dataset_dir)
     (root / "dataset-edited").rename(dataset_dir)
 
-    with caplog.at_level("WARNING", logger="avatar_core.recipes.common"):
+    # a handler on the logger itself, enabled whatever the worker's earlier tests did to logging
+    # (under pytest-xdist caplog saw no record here while the test passed alone)
+    common = logging.getLogger("avatar_core.recipes.common")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    monkeypatch.setattr(common, "disabled", False)
+    monkeypatch.setattr(common.manager, "disable", logging.NOTSET)
+    monkeypatch.setattr(common, "level", logging.WARNING)
+    common.addHandler(handler)
+    try:
         result = sft_recipe.run_sft(cfg, progress=False)
-    skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipping sample")]
+    finally:
+        common.removeHandler(handler)
+    skipped = [r.getMessage() for r in records if r.getMessage().startswith("skipping sample")]
     assert skipped == [f"skipping sample {missing}: no entry in the media store"]
     assert [b["id"] for b in result["rejected_samples"]] == [missing]
     assert result["warmup_samples"] == 3 and result["train_samples"] == 19
