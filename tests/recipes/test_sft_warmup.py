@@ -131,12 +131,14 @@ def test_a_warmup_sample_without_media_is_reported_once(warm_project, tmp_path, 
     handler.emit = records.append
     monkeypatch.setattr(common, "disabled", False)
     monkeypatch.setattr(common.manager, "disable", logging.NOTSET)
-    monkeypatch.setattr(common, "level", logging.WARNING)
+    level = common.level
+    common.setLevel(logging.WARNING)  # also clears the loggers' cached isEnabledFor answers
     common.addHandler(handler)
     try:
         result = sft_recipe.run_sft(cfg, progress=False)
     finally:
         common.removeHandler(handler)
+        common.setLevel(level)
     skipped = [r.getMessage() for r in records if r.getMessage().startswith("skipping sample")]
     assert skipped == [f"skipping sample {missing}: no entry in the media store"]
     assert [b["id"] for b in result["rejected_samples"]] == [missing]
