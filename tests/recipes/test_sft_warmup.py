@@ -110,6 +110,9 @@ def test_a_warmup_sample_without_media_is_reported_once(warm_project, tmp_path, 
     root = tmp_path / "p"
     shutil.copytree(warm_project, root)
     cfg = _config(root)
+    # the first test of this module trains in warm_project itself: start this SFT from nothing
+    shutil.rmtree(cfg.paths.sft_dir, ignore_errors=True)
+    shutil.rmtree(Path(cfg.paths.runs_dir) / "sft", ignore_errors=True)
     # point one `locate` training sample (trained in both phases) at a clip the store does not hold
     dataset_dir = Path(cfg.paths.data_dir) / "dataset"
     splits = load_from_disk(str(dataset_dir))
@@ -123,8 +126,7 @@ def test_a_warmup_sample_without_media_is_reported_once(warm_project, tmp_path, 
     shutil.rmtree(dataset_dir)
     (root / "dataset-edited").rename(dataset_dir)
 
-    # the module's logger replaced by a recorder: what it is asked to warn, whatever earlier tests in
-    # the worker did to logging (through caplog this test saw no record after some Prefect tests)
+    # the module's logger replaced by a recorder: what it is asked to warn
     warned: list[str] = []
 
     class Recorder:
