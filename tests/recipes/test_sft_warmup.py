@@ -13,7 +13,6 @@ from recipe_helpers import tiny_config
 from safetensors.torch import load_file
 
 from avatar_core.config import config_from_dict
-from avatar_core.recipes import common as common_recipe
 from avatar_core.recipes import sft as sft_recipe
 
 WARMUP, MAIN = 3, 3
@@ -41,7 +40,7 @@ def warm_project(tmp_path_factory) -> Path:
     return root
 
 
-def test_warmup_trains_its_families_then_all_with_a_fresh_schedule(warm_project, monkeypatch):
+def test_warmup_trains_its_families_then_all_with_a_fresh_schedule(warm_project, tmp_path, monkeypatch):
     seen: list[list[str]] = []
     real_loss = sft_recipe.sft_loss
 
@@ -51,7 +50,9 @@ def test_warmup_trains_its_families_then_all_with_a_fresh_schedule(warm_project,
         return real_loss(bundle, samples, clips, hints)
 
     monkeypatch.setattr(sft_recipe, "sft_loss", spy)
-    cfg = _config(warm_project)
+    root = tmp_path / "p"
+    shutil.copytree(warm_project, root)
+    cfg = _config(root)
     result = sft_recipe.run_sft(cfg, progress=False)
     assert result["steps"] == WARMUP + MAIN and result["warmup_steps"] == WARMUP
     assert result["warmup_samples"] == 4 and result["train_samples"] == 20  # 20 over five families
@@ -104,15 +105,12 @@ def test_warmup_of_a_family_the_data_lacks_is_refused(warm_project, tmp_path):
         _config(root, warmup={"tasks": ["locate"], "steps": 0})
 
 
-def test_a_warmup_sample_without_media_is_reported_once(warm_project, tmp_path, monkeypatch):
+def test_a_warmup_sample_without_media_is_reported_once(warm_project, tmp_path, caplog):
     from datasets import load_from_disk
 
     root = tmp_path / "p"
     shutil.copytree(warm_project, root)
     cfg = _config(root)
-    # the first test of this module trains in warm_project itself: start this SFT from nothing
-    shutil.rmtree(cfg.paths.sft_dir, ignore_errors=True)
-    shutil.rmtree(Path(cfg.paths.runs_dir) / "sft", ignore_errors=True)
     # point one `locate` training sample (trained in both phases) at a clip the store does not hold
     dataset_dir = Path(cfg.paths.data_dir) / "dataset"
     splits = load_from_disk(str(dataset_dir))
@@ -126,16 +124,9 @@ def test_a_warmup_sample_without_media_is_reported_once(warm_project, tmp_path, 
     shutil.rmtree(dataset_dir)
     (root / "dataset-edited").rename(dataset_dir)
 
-    # the module's logger replaced by a recorder: what it is asked to warn
-    warned: list[str] = []
-
-    class Recorder:
-        def warning(self, message: str, *args) -> None:
-            warned.append(message % args)
-
-    monkeypatch.setattr(common_recipe, "log", Recorder())
-    result = sft_recipe.run_sft(cfg, progress=False)
-    skipped = [m for m in warned if m.startswith("skipping sample")]
+    with caplog.at_level("WARNING", logger="avatar_core.recipes.common"):
+        result = sft_recipe.run_sft(cfg, progress=False)
+    skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipping sample")]
     assert skipped == [f"skipping sample {missing}: no entry in the media store"]
     assert [b["id"] for b in result["rejected_samples"]] == [missing]
     assert result["warmup_samples"] == 3 and result["train_samples"] == 19
