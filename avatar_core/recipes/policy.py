@@ -18,7 +18,7 @@ every later stage's folder (they are small), so a stage folder plus the base is 
 
 Also here: `stage_identity`, what a stage's fingerprint must include about the model (its
 identity, dtype, kind, LoRA settings), the preprocessor (media settings, which pixel budget
-wins) and the processes it runs on.
+wins), the data set it trains on and the processes it runs on.
 """
 
 from __future__ import annotations
@@ -214,8 +214,25 @@ def checkpoint_identity(location: str) -> str:
     return ckpt.directory_digest(folder, suffixes=None)
 
 
+def data_identity(data_dir: str | Path) -> str | None:
+    """What identifies an ingested data set: its split files and its media store's index, which
+    holds a CRC of every clip's decoded frames and audio, so a re-ingested or edited data set is a
+    new input while the media themselves are not read. The split folders' state.json is left out:
+    `datasets` writes a random fingerprint into it on every save. None before ingest."""
+    from avatar_core.data.datasets_io import DATASET_DIR
+    from avatar_core.data.store import STORE_DIR
+
+    root = Path(data_dir)
+    files = [p for p in sorted((root / DATASET_DIR).rglob("*")) if p.is_file() and p.name != "state.json"]
+    files += [root / STORE_DIR / name for name in ("index.npz", "store.json")]
+    files = [p for p in files if p.is_file()]
+    if not files:
+        return None
+    return ckpt.fingerprint([(p.relative_to(root).as_posix(), ckpt.file_digest(p)) for p in files])
+
+
 def stage_identity(cfg: AvatarConfig, start_stage: str) -> dict[str, Any]:
-    """Everything about the model, preprocessing and processes a stage's result depends on."""
+    """Everything about the model, preprocessing, data and processes a stage's result depends on."""
     model = cfg.model.model_dump(mode="json")
     if cfg.model.name_or_path != "tiny":
         model.pop("tiny")
@@ -228,5 +245,6 @@ def stage_identity(cfg: AvatarConfig, start_stage: str) -> dict[str, Any]:
         "model": model,
         "weights": weights,
         "media": cfg.data.media.model_dump(mode="json"),
+        "data": data_identity(cfg.paths.data_dir),
         "distributed": cfg.distributed.model_dump(mode="json", exclude={"main_process_port"}),
     }

@@ -16,7 +16,7 @@ from recipe_helpers import tiny_config
 
 from avatar_core.config import config_from_dict
 from avatar_core.models.layouts import write_layout
-from avatar_core.recipes.policy import checkpoint_identity, stage_identity
+from avatar_core.recipes.policy import checkpoint_identity, data_identity, stage_identity
 
 
 def _with(cfg, **changes):
@@ -74,3 +74,38 @@ def test_sft_is_not_up_to_date_after_only_the_model_changed(project: Path) -> No
     moved = _with(cfg, model__name_or_path=str(project / "no-such-model"))
     with pytest.raises(FileNotFoundError, match="no-such-model"):
         run_sft(moved, progress=False)  # it tried to load the new model instead of skipping
+
+
+def test_data_identity_reads_content_not_the_path(tmp_path: Path) -> None:
+    from avatar_core.recipes.ingest import run_ingest
+
+    def ingest(name: str, seed: int) -> Path:
+        cfg = tiny_config(tmp_path / name)
+        run_ingest(_with(cfg, seed=seed), progress=False)
+        return Path(cfg.paths.data_dir)
+
+    assert data_identity(tmp_path / "nothing" / "data") is None  # before ingest
+    first, again, other = ingest("a", 0), ingest("b", 0), ingest("c", 1)
+    assert data_identity(first) == data_identity(again) != data_identity(other)
+    moved = tmp_path / "moved"
+    shutil.copytree(first, moved)
+    assert data_identity(moved) == data_identity(first)
+    (moved / "media_store" / "index.npz").write_bytes(b"edited")  # the clips' CRCs are in the index
+    assert data_identity(moved) != data_identity(first)
+
+
+def test_sft_is_not_up_to_date_after_only_the_data_changed(project: Path) -> None:
+    """`avatar ingest` with other data, then `avatar sft`, used to say "up to date"."""
+    from avatar_core.recipes.ingest import run_ingest
+    from avatar_core.recipes.sft import run_sft
+
+    cfg = tiny_config(project)
+    done = json.loads((project / "checkpoints" / "sft" / "done.json").read_text())
+    before = stage_identity(cfg, "base")
+    # new clips in the same data folder; the base model is written elsewhere so only the data differ
+    run_ingest(_with(cfg, seed=cfg.seed + 1, paths__model_dir=str(project / "other_base")), progress=False)
+    after = stage_identity(cfg, "base")
+    assert after["data"] != before["data"]
+    assert {k: v for k, v in after.items() if k != "data"} == {k: v for k, v in before.items() if k != "data"}
+    result = run_sft(cfg, progress=False)
+    assert result["fingerprint"] != done["fingerprint"] and result["steps"] == cfg.sft.max_steps  # it trained
