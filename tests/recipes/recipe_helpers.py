@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
+
+import yaml
 
 from avatar_core.config import AvatarConfig, config_from_dict, load_config
 
@@ -35,3 +39,11 @@ def tiny_config(root: Path, **stage_overrides) -> AvatarConfig:
 def rl_cli_args(params: Path, stage: str = "s1") -> list[str]:
     """`python -m` arguments that run one RL stage through the CLI, without progress bars."""
     return ["-m", "avatar_core.cli", "rl", "--stage", stage, "--params", str(params), "--no-progress"]
+
+
+def run_script(name: str, cfg: AvatarConfig, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run scripts/<name> on `cfg` (written to tmp_path/params.yaml) from the repository root."""
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    command = [sys.executable, str(REPO / "scripts" / name), "--params", str(params), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)

@@ -4,10 +4,8 @@ the traces it was trained on, the untrained base model does not, and every step 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
-from recipe_helpers import REPO, tiny_config
+from recipe_helpers import run_script, tiny_config
 
 from avatar_core.evaluation.trace_steps import step_spans, teacher_forced_steps
 from avatar_core.recipes.common import load_samples, open_clips
@@ -36,29 +34,9 @@ def test_sft_learns_the_steps_of_its_training_traces_and_base_does_not(project):
 
 def test_the_script_writes_every_family_and_control(project, tmp_path):
     cfg = tiny_config(project)
-    params = tmp_path / "params.yaml"
-    import yaml
-
-    params.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
     out = tmp_path / "steps.json"
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "scripts" / "probe_steps.py"),
-            "--params",
-            str(params),
-            "--stage",
-            "sft",
-            "--controls",
-            "media,blank_audio",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-    )
+    args = ["--stage", "sft", "--controls", "media,blank_audio", "--out", str(out)]
+    run = run_script("probe_steps.py", cfg, tmp_path, *args)
     assert run.returncode == 0, run.stderr[-2000:]
     steps = json.loads(out.read_text())["steps"]
     families = {s.task for s in load_samples(cfg, "test")}

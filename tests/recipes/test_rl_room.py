@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
-import sys
 
-import yaml
-from recipe_helpers import REPO, tiny_config
+from recipe_helpers import REPO, run_script, tiny_config
 
 from avatar_core.recipes.common import load_samples
 
@@ -40,30 +37,9 @@ def test_quarters_split_the_steps_evenly_and_keep_the_remainder(tmp_path):
 
 def test_the_script_trains_from_sft_and_pairs_both_checkpoints_on_the_eval_clips(project, tmp_path):
     cfg = tiny_config(project)
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
     data = cfg.paths.data_dir
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "scripts" / "rl_room.py"),
-            "--params",
-            str(params),
-            "--name",
-            "t",
-            "--pool",
-            data,
-            "--eval",
-            data,
-            "--stage",
-            "s1",
-            "--no-progress",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-    )
+    args = ["--name", "t", "--pool", data, "--eval", data, "--stage", "s1", "--no-progress"]
+    run = run_script("rl_room.py", cfg, tmp_path, *args)
     assert run.returncode == 0, run.stderr[-2000:]
     out = project / "runs" / "rl_room" / "t"
     result = json.loads((out / "result.json").read_text())
