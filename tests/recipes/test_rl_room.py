@@ -53,4 +53,6 @@ def test_the_script_trains_from_sft_and_pairs_both_checkpoints_on_the_eval_clips
         assert r["ci_low"] <= r["mean"] <= r["ci_high"]
     assert [q["steps"] for q in result["training"]] == ["1-1", "2-2"]  # two steps, one per nonempty quarter
     assert (out / "rl" / "s1" / "done.json").is_file()  # the stage's own checkpoint, not the curriculum's
+    assert (out / "metrics" / "s1" / "metrics.json").is_file()
     assert not (project / "checkpoints" / "rl" / "s1").exists()
+    assert not (project / "results" / "metrics" / "s1").exists()  # the curriculum's metrics are untouched
