@@ -185,7 +185,13 @@ def directory_digest(
     files = sorted(
         p for p in directory.rglob("*") if p.is_file() and (suffixes is None or p.suffix in suffixes)
     )
-    return fingerprint([(str(p.relative_to(directory)), file_digest(p)) for p in files])
+    return files_digest(directory, files)
+
+
+def files_digest(root: str | Path, files: list[Path]) -> str:
+    """Digest of `files` (under `root`, in the order given) by their paths relative to `root` and
+    their content, so a copied or moved folder keeps its digest."""
+    return fingerprint([(str(p.relative_to(root)), file_digest(p)) for p in files])
 
 
 def rank_state_dir(state_dir: str | Path, rank: int) -> Path:

@@ -228,7 +228,7 @@ def data_identity(data_dir: str | Path) -> str | None:
     files = [p for p in files if p.is_file()]
     if not files:
         return None
-    return ckpt.fingerprint([(p.relative_to(root).as_posix(), ckpt.file_digest(p)) for p in files])
+    return ckpt.files_digest(root, files)
 
 
 def stage_identity(cfg: AvatarConfig, start_stage: str) -> dict[str, Any]:
