@@ -10,11 +10,12 @@ The RL stage `--stage` is trained from the SFT checkpoint (`paths.sft_dir`, as `
 it) on prompts of the pool data set's train split, then the SFT checkpoint and the stage's result
 are scored greedily on the same clips, the test split of the eval data set. Data sets of other
 seeds than the one SFT trained on hold clips SFT never saw, so the check separates what RL teaches
-from what it memorises. Printed and written to `paths.runs_dir`/rl_room/<name>/result.json: per family and
-overall, both accuracies and their paired difference with a bootstrap interval over clips, and the
-stage's training reward and accuracy by quarter of the run. `--pool data/synthetic` (the SFT data)
-trains on the prompts SFT trained on, as the curriculum does. The stage's checkpoint, step log and metrics
-are under `paths.runs_dir`/rl_room/<name>/; `--set` takes the same overrides as `avatar`.
+from what it memorises. Printed and written to `paths.runs_dir`/rl_room/<name>/result.json: per
+family and overall, both accuracies and their paired difference with a bootstrap interval over
+clips, and the stage's training reward and accuracy by quarter of the run. `--pool data/synthetic`
+(the SFT data) trains on the prompts SFT trained on, as the curriculum does. The stage's
+checkpoint, step log and metrics are under `paths.runs_dir`/rl_room/<name>/; `--set` takes the
+same overrides as `avatar`.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     out = Path(load_config(args.params, args.set).paths.runs_dir) / "rl_room" / args.name
-    # everything the stage writes stays under `out`: the curriculum's own s2 checkpoint and metrics are untouched
+    # everything the stage writes stays under `out`: the curriculum's own checkpoints and metrics
+    # are untouched
     where = [f"paths.{key}_dir={out / key}" for key in ("rl", "runs", "metrics")]
     cfg = load_config(args.params, [*args.set, *where, f"paths.data_dir={args.pool}"])
     set_threads(cfg.num_threads)
